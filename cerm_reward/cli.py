@@ -1,10 +1,9 @@
-"""The ``cerm`` command: ``score``, ``serve``, ``bench``, ``prompts``, ``config``, ``embedded`` and helpers."""
+"""The ``cerm`` command: score, serve, eval, needle, bench, prompts, config, embedded and helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,63 +11,32 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from cerm_reward.bench.runner import SECTIONS
+from cerm_reward.cli_options import (
+    BaseUrlOption,
+    ConfigOption,
+    CriteriaTokensOption,
+    EngineOption,
+    EvalTokensOption,
+    ModelOption,
+    OnFailureOption,
+    RepairOption,
+    SamplesOption,
+    VerboseOption,
+    configure_logging,
+    console,
+    judge_settings,
+    load_config,
+)
 from cerm_reward.config import CermConfig
+from cerm_reward.evaluation.cli import eval_command, needle_app
 
 app = typer.Typer(help="CE-RM generative reward model: score rollouts with unified criteria.", no_args_is_help=True)
-console = Console(stderr=True)
-
-ConfigOption = typer.Option(
-    None, "--config", "-c", help="YAML file with 'engine' and 'judge' sections.", exists=True, dir_okay=False
-)
-ModelOption = typer.Option(None, "--model", help="Judge model: local path or hub id (default: the embedded judge).")
-EngineOption = typer.Option(None, "--engine", help="vllm (in-process) or http (OpenAI-compatible server).")
-BaseUrlOption = typer.Option(None, "--base-url", help="Server address for --engine http.")
-CriteriaTokensOption = typer.Option(None, "--criteria-max-tokens", help="Token budget of the criteria turn.")
-EvalTokensOption = typer.Option(None, "--eval-max-tokens", help="Token budget of each evaluation.")
-SamplesOption = typer.Option(None, "--samples", help="Evaluations per response (test-time scaling).")
-RepairOption = typer.Option(None, "--repair/--no-repair", help="Constrained score-repair turn.")
-OnFailureOption = typer.Option(None, "--on-failure", help="Terminal policy: exclude, neutral or minimum.")
-VerboseOption = typer.Option(False, "--verbose", "-v", help="Show engine logs.")
-
-
-def _configure_logging(verbose: bool) -> None:
-    if not verbose:
-        # vLLM's CPU start-up warnings (Triton, tcmalloc, eager mode) are noise here; -v shows them.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # read by vLLM at import, which comes later
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-        force=True,
-    )
-    logging.getLogger("cerm_reward").setLevel(logging.INFO)
-
-
-def _load_config(path: Optional[Path], overrides: dict[str, Any]) -> CermConfig:
-    base = CermConfig.from_file(path) if path else CermConfig()
-    return base.with_overrides(overrides)
-
-
-_FLAG_KEYS = {
-    "model": "engine.model",
-    "engine": "engine.kind",
-    "base_url": "engine.base_url",
-    "criteria_max_tokens": "judge.criteria.max_tokens",
-    "eval_max_tokens": "judge.evaluation.max_tokens",
-    "samples": "judge.samples_per_response",
-    "repair": "judge.failure.repair",
-    "on_failure": "judge.failure.on_failure",
-}
-
-
-def _judge_settings(config: Optional[Path], arguments: dict[str, Any]) -> CermConfig:
-    """The config file (or the defaults) with the shared engine/judge flags found in ``arguments`` applied."""
-    return _load_config(config, {key: arguments[name] for name, key in _FLAG_KEYS.items() if name in arguments})
+app.command("eval")(eval_command)
+app.add_typer(needle_app, name="needle")
 
 
 @app.command()
@@ -89,11 +57,11 @@ def score(
     verbose: bool = VerboseOption,
 ) -> None:
     """Score every group of INPUT_PATH and append one line per response to --output."""
-    _configure_logging(verbose)
+    configure_logging(verbose)
     from cerm_reward.scoring.rollouts import RolloutFileError, read_rollouts
 
     try:
-        settings = _judge_settings(config, locals())
+        settings = judge_settings(config, locals())
         groups, problems = read_rollouts(input_path, skip_invalid=skip_invalid)
     except (RolloutFileError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
@@ -210,7 +178,7 @@ def serve(
     """Serve the judge over HTTP: /get_reward (OpenRLHF), /v1/score_group, /health, /metrics."""
     import ipaddress
 
-    _configure_logging(verbose)
+    configure_logging(verbose)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -224,7 +192,7 @@ def serve(
 
     from cerm_reward.serving.http_server import ServerSettings, create_app
 
-    settings = _judge_settings(config, locals())
+    settings = judge_settings(config, locals())
     server_settings = ServerSettings(
         token=token,
         deadline_s=deadline_s,
@@ -323,7 +291,7 @@ def bench(
     """Measure the judge against baselines in one run on this machine; print each figure with its target."""
     from cerm_reward.bench.runner import BenchOptions, machine_line, run_bench, write_report
 
-    _configure_logging(verbose)
+    configure_logging(verbose)
     if not verbose:  # the bench builds many judges; their start-up lines would bury the progress line
         logging.getLogger("cerm_reward").setLevel(logging.WARNING)
     chosen = tuple(name.strip() for name in sections.split(",") if name.strip())
@@ -390,7 +358,7 @@ def show_config(config: Optional[Path] = ConfigOption) -> None:
     """Print the effective configuration (all defaults included) as YAML."""
     from cerm_reward.judges.cerm import describe_policy
 
-    settings = _load_config(config, {})
+    settings = load_config(config, {})
     sys.stdout.write(settings.to_yaml())
     sys.stdout.write(f"# {describe_policy(settings.judge)}\n")
 

@@ -68,6 +68,19 @@ class EvalItem:
             "meta": dict(self.meta),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalItem:
+        return cls(
+            id=str(data["id"]),
+            benchmark=str(data["benchmark"]),
+            subset=str(data["subset"]),
+            prompt=str(data["prompt"]),
+            responses=[str(r) for r in data["responses"]],
+            chosen=[int(i) for i in data["chosen"]],
+            rejected=[int(i) for i in data["rejected"]],
+            meta=dict(data.get("meta") or {}),
+        )
+
 
 @dataclass(frozen=True)
 class ResponseScore:

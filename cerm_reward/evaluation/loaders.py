@@ -402,7 +402,31 @@ def load_best_of_n(path: Path) -> list[EvalItem]:
     return ensure_unique_ids(items)
 
 
+def load_eval_items(path: Path) -> list[EvalItem]:
+    """Items as this harness writes them (``EvalItem.to_dict`` rows, e.g. ``cerm needle build``).
+
+    The rows carry their own benchmark, so the metric follows the items, not the format name.
+    """
+    items = []
+    for file, index, row in _rows(path):
+        try:
+            items.append(EvalItem.from_dict(row))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{file}[{index}]: not an evaluation item ({type(exc).__name__}: {exc})") from exc
+    return items
+
+
+def looks_like_eval_items(path: Path) -> bool:
+    """Whether the first row of ``path`` has the fields of an ``EvalItem`` row (``--format`` may then be left out)."""
+    try:
+        rows = read_records(_files(path)[0])
+    except (OSError, ValueError):
+        return False
+    return bool(rows) and isinstance(rows[0], dict) and {"benchmark", "responses", "chosen", "rejected"} <= rows[0].keys()
+
+
 LOADERS: dict[str, Loader] = {
+    "items": load_eval_items,
     "pairs": load_pairs,
     "llmbar": load_llmbar,
     "rm-bench": load_rm_bench,
@@ -412,7 +436,8 @@ LOADERS: dict[str, Loader] = {
     "longform-rewardbench": load_longform_rewardbench,
     "best-of-n": load_best_of_n,
 }
-"""Format name -> loader. The names are also the ``benchmark`` of the items and the metric keys."""
+"""Format name -> loader. The names are also the ``benchmark`` of the items and the metric keys
+(except ``items``, whose rows name their benchmark)."""
 
 
 def load_items(format: str, path: str | Path) -> list[EvalItem]:

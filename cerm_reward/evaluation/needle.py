@@ -189,6 +189,19 @@ class SafetyPerturbation:
         return f"{phrase.safe} {chunk}", f"{phrase.harmful} {chunk}"
 
 
+REWRITE_INSTRUCTION = (
+    "Rewrite the passage below so that it contains exactly one clear factual error or one wrong "
+    "step, and change nothing else: keep its length, wording and style. Reply with the rewritten "
+    "passage only."
+)
+"""This project's instruction for engine-made needles (used by ``cerm needle build --rewrite``)."""
+
+
+def rewrite_messages(chunk: str) -> list[dict[str, str]]:
+    """The chat asking a model to plant one error in ``chunk``."""
+    return [{"role": "user", "content": f"{REWRITE_INSTRUCTION}\n\n[Passage]\n{chunk}"}]
+
+
 class RewritePerturbation:
     """Needles from an async rewriter (e.g. a judge engine told to plant an error): the chosen
     chunk is the original, the rejected one the rewrite. An empty or unchanged rewrite skips the chunk."""

@@ -57,6 +57,8 @@ class RoundRobinResult:
     failed_games: int
     usage: TokenUsage = field(default_factory=TokenUsage)
     verdicts: Counter[str] = field(default_factory=Counter)
+    failed_indices: set[int] = field(default_factory=set)
+    """Responses that took part in a game without a verdict (their score lacks those points)."""
 
 
 class PairwiseJudge:
@@ -82,6 +84,7 @@ class PairwiseJudge:
             result.verdicts[verdict or "failed"] += 1
             if verdict is None:
                 result.failed_games += 1
+                result.failed_indices.update((a, b))
             elif verdict == "tie":
                 points[a] += 0.5
                 points[b] += 0.5
