@@ -19,12 +19,16 @@ _DEFAULTS = TwoStageSettings()
 
 @train_app.command("prepare-data")
 def prepare_data(
-    source: str = typer.Argument(..., help="Preference pairs: a file or folder in --format, or a parquet/HF dataset (--format table)."),
+    source: str = typer.Argument(
+        ..., help="Preference pairs: a file or folder in --format, or a parquet/HF dataset (--format table)."
+    ),
     format: str = typer.Option("pairs", "--format", "-f", help="pairs, llmbar, rm-bench, ... (cerm eval's loaders) or table."),
     verl_output: Optional[Path] = typer.Option(None, "--verl-output", help="verl parquet to write (agent_name set)."),
     openrlhf_output: Optional[Path] = typer.Option(None, "--openrlhf-output", help="OpenRLHF jsonl to write."),
     split: str = typer.Option("train", help="Split of a HF dataset; also recorded in verl's extra_info."),
-    max_pairs_per_item: Optional[int] = typer.Option(None, help="Cap on (chosen, rejected) combinations per item (RM-Bench has 9)."),
+    max_pairs_per_item: Optional[int] = typer.Option(
+        None, help="Cap on (chosen, rejected) combinations per item (RM-Bench has 9)."
+    ),
     limit: Optional[int] = typer.Option(None, help="Keep only the first N pairs read."),
     tokenizer: Optional[str] = typer.Option(None, help="Judge tokenizer for the lengths (default: the judge model)."),
     model: Optional[str] = typer.Option(None, help="Judge model to train and to filter with (default: the embedded judge)."),
@@ -32,14 +36,16 @@ def prepare_data(
     criteria_max_tokens: int = typer.Option(_DEFAULTS.criteria.max_tokens, help="The training run's criteria budget."),
     template: str = typer.Option(_DEFAULTS.template, help="Judge template version or YAML file."),
     difficulty_rounds: int = typer.Option(0, help="Score each pair k times with the current judge; keep mixed pairs (0 = off)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Judge YAML for the difficulty filter.", exists=True, dir_okay=False),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="Judge YAML for the difficulty filter.", exists=True, dir_okay=False
+    ),
     temperature: float = typer.Option(0.7, help="Sampling temperature of the filter's criteria and evaluations."),
 ) -> None:
     """Curate preference pairs into judge-training data for verl and/or OpenRLHF."""
     from cerm_reward.evaluation.loaders import FormatError
     from cerm_reward.training.outputs import openrlhf_judge_lines, verl_judge_rows, write_jsonl, write_verl_parquet
     from cerm_reward.training.pairs import PairFormatError, input_formats, read_pairs
-    from cerm_reward.training.prepare import CurationOptions, curate
+    from cerm_reward.training.prepare import CurationOptions
 
     if verl_output is None and openrlhf_output is None:
         raise typer.BadParameter("give --verl-output and/or --openrlhf-output")

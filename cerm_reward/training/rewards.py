@@ -83,11 +83,9 @@ def pair_rewards(
     chosen_rewards: list[list[float]] = []
     rejected_rewards: list[list[float]] = []
     comparisons = correct = ties = failed = 0
-    for pluses, minuses, bad_criteria in zip(chosen_scores, rejected_scores, criteria_failed):
+    for pluses, minuses, bad_criteria in zip(chosen_scores, rejected_scores, criteria_failed, strict=True):
         table = [[_outcome(plus, minus, tie) for minus in minuses] for plus in pluses]
-        chosen_rewards.append(
-            [failure if plus is None else _mean_or(row, tie) for plus, row in zip(pluses, table)]
-        )
+        chosen_rewards.append([failure if plus is None else _mean_or(row, tie) for plus, row in zip(pluses, table, strict=True)])
         rejected_rewards.append(
             [failure if minus is None else _mean_or([row[k] for row in table], tie) for k, minus in enumerate(minuses)]
         )
