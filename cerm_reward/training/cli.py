@@ -117,3 +117,53 @@ async def _curate(pairs, options, tokenizer_name, model, config_path, temperatur
             )
     finally:
         await engine.aclose()
+
+
+@train_app.command("distill-sft")
+def distill_sft(
+    source: str = typer.Argument(..., help="Preference pairs, as for prepare-data."),
+    output: Path = typer.Option(..., "--output", "-o", help="verl multi-turn SFT parquet to write (column 'messages')."),
+    format: str = typer.Option("pairs", "--format", "-f", help="pairs, llmbar, rm-bench, ... or table."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="Teacher judge YAML (e.g. recipes/judge/ce-rm-4b-http.yaml).", exists=True, dir_okay=False
+    ),
+    model: Optional[str] = typer.Option(None, help="Teacher judge model (overrides the config)."),
+    limit: Optional[int] = typer.Option(None, help="Keep only the first N pairs read."),
+    max_pairs_per_item: Optional[int] = typer.Option(None, help="Cap on (chosen, rejected) combinations per item."),
+) -> None:
+    """Distil SFT warm-start conversations from a stronger judge; keep pairs it ranks right."""
+    from cerm_reward.training.pairs import read_pairs
+
+    pairs = read_pairs(source, format, max_pairs_per_item=max_pairs_per_item)
+    pairs = pairs[:limit] if limit is not None else pairs
+    rows, counts = asyncio.run(_distill(pairs, config, model))
+    console.print(", ".join(f"{kind} {count}" for kind, count in sorted(counts.items())))
+    if not rows:
+        console.print("[red]the teacher ranked no pair right; nothing written[/red]")
+        raise typer.Exit(1)
+    import pandas as pd
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(output, index=False)
+    console.print(f"wrote {len(rows)} conversations to {output}")
+
+
+async def _distill(pairs, config_path, model):
+    from cerm_reward.config import CermConfig
+    from cerm_reward.engines import open_engine
+    from cerm_reward.judges.cerm import CermJudge
+    from cerm_reward.training.distill import distill_conversations
+
+    settings = CermConfig.from_file(config_path) if config_path else CermConfig()
+    if model is not None:
+        settings = settings.with_overrides({"engine.model": model})
+    engine = await open_engine(settings.engine)
+    try:
+        columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("pairs", total=len(pairs))
+            return await distill_conversations(
+                pairs, CermJudge(engine, settings.judge), on_pair_done=lambda: progress.advance(task)
+            )
+    finally:
+        await engine.aclose()

@@ -47,8 +47,10 @@ class TwoStageSettings(_Frozen):
     """K_c: criteria texts sampled for the query (stage 1)."""
     evaluations_per_response: int = Field(default=2, ge=1)
     """Evaluations of the chosen and of the rejected response under each criteria (stage 2)."""
-    criteria: SamplingConfig = SamplingConfig(max_tokens=4096, temperature=1.0)
-    evaluation: SamplingConfig = SamplingConfig(max_tokens=8192, temperature=1.0)
+    criteria: SamplingConfig = SamplingConfig(max_tokens=2048, temperature=1.0)
+    """Training budgets are ours (the paper gives none): half the inference script's 4096 / 8192,
+    so that query + criteria + response fit an 8192-token prompt and a 4096-token response."""
+    evaluation: SamplingConfig = SamplingConfig(max_tokens=4096, temperature=1.0)
     score_range: tuple[float, float] = (0.0, 10.0)
     rewards: RewardSettings = RewardSettings()
     advantages: AdvantageSettings = AdvantageSettings()
