@@ -167,3 +167,12 @@ async def _distill(pairs, config_path, model):
             )
     finally:
         await engine.aclose()
+
+
+@train_app.command("openrlhf-agent")
+def openrlhf_agent() -> None:
+    """Print the path of the AgentExecutor file for OpenRLHF's --train.agent_func_path (it needs openrlhf installed)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("cerm_reward.integrations.openrlhf.judge_agent")
+    print(spec.origin)
