@@ -115,18 +115,20 @@ def test_real_pairs_go_through_curation_into_verl_dataset_and_openrlhf_lines(tmp
 @needs_data
 @pytest.mark.engine
 async def test_difficulty_filter_scores_real_pairs_with_the_embedded_judge(embedded_engine, tokenizer):
-    pairs = read_pairs(DATA / "llmbar" / "Natural.json", "llmbar")[:3]
+    natural = read_pairs(DATA / "llmbar" / "Natural.json", "llmbar")
+    pairs = sorted(natural, key=lambda p: len(p.query) + len(p.chosen) + len(p.rejected))[:2]  # the two shortest
     judge = JudgeConfig(
-        criteria=SamplingConfig(max_tokens=48, temperature=0.8),
-        evaluation=SamplingConfig(max_tokens=32, temperature=0.8),
+        criteria=SamplingConfig(max_tokens=24, temperature=0.8),
+        evaluation=SamplingConfig(max_tokens=16, temperature=0.8),
         failure={"max_resamples": 0, "repair": True},
+        call_timeout_s=120,
     )
     counted = []
-    options = CurationOptions(max_prompt_length=4096, criteria_max_tokens=48, difficulty_rounds=2)
+    options = CurationOptions(max_prompt_length=4096, criteria_max_tokens=24, difficulty_rounds=2)
     kept, report = await curate(
         pairs, options, tokenizer=tokenizer, engine=embedded_engine, judge_config=judge, on_pair_judged=lambda: counted.append(1)
     )
-    assert len(counted) == 3 and sum(report.difficulty.values()) == 3
+    assert len(counted) == 2 and sum(report.difficulty.values()) == 2
     assert report.kept == len(kept) == report.difficulty["kept"] + report.difficulty["unjudged"]
     assert set(report.difficulty) <= {"kept", "easy", "hard", "unjudged"}
 
