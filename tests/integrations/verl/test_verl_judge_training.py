@@ -160,16 +160,27 @@ async def test_the_two_stage_rollout_gives_one_trajectory_per_session_with_only_
 
 
 def test_configs_the_rollout_cannot_honour_are_refused(tokenizer):
+    import copy
+
+    from omegaconf import OmegaConf
+
     from cerm_reward.integrations.verl.judge_training import check_trainer_config
 
-    settings = TwoStageSettings.from_node(trainer_config().cerm_training)
-    check_trainer_config(trainer_config(), tokenizer, settings)  # the good one passes
+    good = trainer_config()
+    settings = TwoStageSettings.from_node(good.cerm_training)
+    check_trainer_config(good, tokenizer, settings)  # the good one passes
+
+    def changed(key, value):
+        config = copy.deepcopy(good)
+        OmegaConf.update(config, key, value)
+        return config
+
     with pytest.raises(ValueError, match="max_prompt_length"):
-        check_trainer_config(trainer_config("data.max_prompt_length=256"), tokenizer, settings)
+        check_trainer_config(changed("data.max_prompt_length", 256), tokenizer, settings)  # rollout.prompt_length follows it
     with pytest.raises(ValueError, match="rollout.n=8"):
-        check_trainer_config(trainer_config("actor_rollout_ref.rollout.n=8"), tokenizer, settings)
+        check_trainer_config(changed("actor_rollout_ref.rollout.n", 8), tokenizer, settings)
     with pytest.raises(ValueError, match="response_length"):
-        check_trainer_config(trainer_config("actor_rollout_ref.rollout.response_length=16"), tokenizer, settings)
+        check_trainer_config(changed("actor_rollout_ref.rollout.response_length", 16), tokenizer, settings)
 
 
 def test_grouped_advantages_equal_verl_grpo_per_group_and_survive_verl_compute_advantage():
