@@ -33,6 +33,7 @@ from cerm_reward.cli_options import (
 )
 from cerm_reward.config import CermConfig
 from cerm_reward.evaluation.cli import eval_command, needle_app
+from cerm_reward.training.cli import train_app
 
 app = typer.Typer(help="CE-RM generative reward model: score rollouts with unified criteria.", no_args_is_help=True)
 app.command("eval")(eval_command)
@@ -239,6 +240,7 @@ def openrlhf_reward_func(
 
 verl_app = typer.Typer(help="veRL helpers.", no_args_is_help=True)
 app.add_typer(verl_app, name="verl")
+app.add_typer(train_app, name="train")
 
 
 @verl_app.command("prepare-data")

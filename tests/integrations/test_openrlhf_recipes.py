@@ -80,3 +80,14 @@ def test_recipes_refuse_to_run_without_their_settings(tmp_path):
         ["bash", str(RECIPES / "train_grpo_cerm_remote.sh")], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
     )
     assert done.returncode != 0 and "set JUDGE_HOST" in done.stderr
+
+
+def test_judge_training_recipe_points_openrlhf_at_the_agent_file(tmp_path, openrlhf_parser):
+    from cerm_reward.integrations.openrlhf import judge_agent
+
+    env = {"SFT": "/ckpt/sft", "PAIRS": "/data/pairs.jsonl"}
+    args = vars(openrlhf_parser.parse_args(captured_launch(tmp_path, "train_judge_agent.sh", env)))
+    assert Path(args["train.agent_func_path"]) == Path(judge_agent.__file__)
+    assert args["algo.advantage.estimator"] == "group_norm" and args["rollout.n_samples_per_prompt"] == 4
+    assert (args["actor.adam.lr"], args["algo.kl.init_coef"]) == (2e-6, 1e-3)
+    assert args["data.prompt_dataset"] == "/data/pairs.jsonl" and not args["data.apply_chat_template"]

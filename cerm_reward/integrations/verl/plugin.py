@@ -1,7 +1,8 @@
 """verl plugin (entry point group ``verl.plugins``), loaded by ``import verl`` in every process.
 
-It registers the ``cerm`` reward manager and the ``cerm_single_turn_agent`` loop (criteria
-prefetch), so ``reward.reward_manager.name=cerm`` resolves
+It registers the ``cerm`` reward manager, the ``cerm_single_turn_agent`` loop (criteria
+prefetch) and, for training the judge, the ``cerm_two_stage_judge`` loop and the
+``cerm_precomputed`` advantage estimator, so ``reward.reward_manager.name=cerm`` resolves
 inside verl's Ray reward workers and not only in the driver, and puts the judge's
 metrics into verl's logger. verl swallows plugin errors at DEBUG level, so a failure
 here is logged at ERROR: otherwise the user would only see "Reward manager is not
@@ -24,6 +25,11 @@ try:
     from cerm_reward.integrations.verl import agent_loop as _agent_loop  # noqa: F401  (registers the prefetching loop)
 except Exception:
     logger.exception("cerm-reward: the criteria-prefetch agent loop is unavailable; rollouts use verl's own loops")
+
+try:
+    from cerm_reward.integrations.verl import judge_training as _judge_training  # noqa: F401  (two-stage judge training)
+except Exception:
+    logger.exception("cerm-reward: the two-stage judge-training agent loop and advantage estimator are unavailable")
 
 try:
     from cerm_reward.integrations.verl import tracking as _tracking
