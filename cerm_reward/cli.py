@@ -18,6 +18,7 @@ from rich.table import Table
 
 from cerm_reward.bench.runner import SECTIONS
 from cerm_reward.config import CermConfig
+from cerm_reward.critic_rm.cli import critic_app
 
 app = typer.Typer(help="CE-RM generative reward model: score rollouts with unified criteria.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -271,6 +272,7 @@ def openrlhf_reward_func(
 
 verl_app = typer.Typer(help="veRL helpers.", no_args_is_help=True)
 app.add_typer(verl_app, name="verl")
+app.add_typer(critic_app, name="critic")
 
 
 @verl_app.command("prepare-data")
