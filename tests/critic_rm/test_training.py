@@ -21,9 +21,9 @@ CONFIG = TrainConfig(
     learning_rate=2e-4,
     head_learning_rate=2e-3,
     max_steps=STEPS,
-    pairs_per_device=4,
-    max_query_tokens=64,
-    max_response_tokens=64,
+    pairs_per_device=2,
+    max_query_tokens=48,
+    max_response_tokens=48,
     max_critique_tokens=40,
     trainable_layers=2,
 )
