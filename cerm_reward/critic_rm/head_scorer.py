@@ -56,6 +56,7 @@ class HeadScorer:
         ]
         rewards: list[float] = []
         with self._lock, torch.no_grad():
+            self.model.eval()  # the model may be shared with a trainer that left it in train mode
             for start in range(0, len(encoded), self.batch_size):
                 batch = encoded[start : start + self.batch_size]
                 width = max(len(ids) for ids in batch)

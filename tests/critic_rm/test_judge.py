@@ -44,7 +44,7 @@ async def test_k_critiques_are_scored_by_the_head_and_averaged(embedded_engine, 
         q, r = judge.head.cut(query, response)
         expected = judge.head.score([(q, r, sample.text) for sample in judgement.samples])
         assert [s.score for s in judgement.samples] == pytest.approx(expected, abs=1e-5)
-        assert judgement.score == pytest.approx(statistics.fmean(expected))
+        assert judgement.score == pytest.approx(statistics.fmean(expected), abs=1e-5)  # padding differs by batch
     assert judge.stats.groups == 1 and judge.stats.engine_calls == 2
 
 
