@@ -100,6 +100,7 @@ class CriticRmJudge:
                     samples=samples,
                     flags=flags,
                     usage=call.usage,
+                    latency_s=time.perf_counter() - started,  # critiques run together, then one head pass
                 )
             )
         result = GroupResult(query_text, None, "none", judgements, time.perf_counter() - started)
