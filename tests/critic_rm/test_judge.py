@@ -1,0 +1,68 @@
+"""The critic_rm judge on the real engine: critiques by vLLM, scores by a saved head, both interfaces."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from cerm_reward.config import SamplingConfig
+from cerm_reward.critic_rm.config import CriticJudgeConfig
+from cerm_reward.critic_rm.judge import CriticRmJudge
+from cerm_reward.critic_rm.model import CriticRewardModel
+from cerm_reward.critic_rm.sequences import InputLimits
+from cerm_reward.evaluation.loaders import load_llmbar
+from cerm_reward.evaluation.runner import Scorer, evaluate
+from cerm_reward.evaluation.store import ResultStore
+from cerm_reward.results import FailureKind
+from tests.critic_rm.helpers import LLMBAR
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_base_model, tmp_path_factory):
+    """A Critic-RM checkpoint (untrained head) written by the same save path training uses."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("critic-checkpoint")
+    model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))
+    return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))
+
+
+async def test_k_critiques_are_scored_by_the_head_and_averaged(embedded_engine, checkpoint):
+    config = CriticJudgeConfig(checkpoint=str(checkpoint), critiques_per_response=2, critique=SamplingConfig(max_tokens=24))
+    judge = CriticRmJudge.open(embedded_engine, config)
+    query = "Name a prime number between 10 and 20."
+    responses = ["13 is a prime number between 10 and 20.", "15."]
+    result = await judge.score_group(query, responses)
+    assert [j.index for j in result.judgements] == [0, 1] and result.criteria is None
+    for judgement, response in zip(result.judgements, responses, strict=True):
+        assert judgement.failure is None and len(judgement.samples) == 2
+        assert judgement.usage.completion_tokens > 0 and judgement.evaluation == judgement.samples[0].text
+        # the head's score of each (query, response, critique), recomputed apart, then the mean
+        q, r = judge.head.cut(query, response)
+        expected = judge.head.score([(q, r, sample.text) for sample in judgement.samples])
+        assert [s.score for s in judgement.samples] == pytest.approx(expected, abs=1e-5)
+        assert judgement.score == pytest.approx(statistics.fmean(expected), abs=1e-5)  # padding differs by batch
+    assert judge.stats.groups == 1 and judge.stats.engine_calls == 2
+
+
+async def test_scorer_interface_runs_in_the_evaluation_harness(embedded_engine, checkpoint, tmp_path):
+    judge = CriticRmJudge.open(
+        embedded_engine, CriticJudgeConfig(checkpoint=str(checkpoint), critique=SamplingConfig(max_tokens=24))
+    )
+    assert isinstance(judge, Scorer) and "k=1" in judge.identity
+    items = load_llmbar(LLMBAR)[:2]
+    scored, stats = await evaluate(items, judge, ResultStore(tmp_path / "store.jsonl"))
+    assert stats.scored == 2 and not stats.failures
+    assert all(isinstance(s.score, float) and s.failure is None for item in scored for s in item.scores)
+
+
+async def test_a_failed_critique_call_is_a_counted_failure_not_a_score(embedded_engine, checkpoint):
+    config = CriticJudgeConfig(checkpoint=str(checkpoint), critique=SamplingConfig(max_tokens=24), call_timeout_s=1e-4)
+    judge = CriticRmJudge.open(embedded_engine, config)
+    result = await judge.score_group("Say hi.", ["Hi!"])
+    [judgement] = result.judgements
+    assert judgement.failure is FailureKind.TIMEOUT and judgement.score is None
+    assert judge.stats.failures == {"timeout": 1}
