@@ -80,17 +80,24 @@ class PairwiseScorer:
         return [ResponseScore(share, NO_VERDICT if index in failed else None, None) for index, share in enumerate(result.scores)]
 
 
-JUDGE_KINDS = ("cerm", "pairwise", "precomputed")
+JUDGE_KINDS = ("cerm", "pairwise", "critic_rm", "precomputed")
 
 
 @asynccontextmanager
 async def open_scorer(
-    kind: str, settings: CermConfig, items: Sequence[EvalItem], scores: Path | None = None
+    kind: str,
+    settings: CermConfig,
+    items: Sequence[EvalItem],
+    scores: Path | None = None,
+    checkpoint: Path | None = None,
 ) -> AsyncIterator[Scorer]:
     """The scorer ``cerm eval --judge`` names, with its engine open for the duration of the block.
 
-    ``precomputed`` reads ``scores`` and opens no engine; ``cerm`` and ``pairwise`` run on the
-    engine ``settings.engine`` describes (the pairwise judge with the evaluation turn's sampling).
+    ``precomputed`` reads ``scores`` and opens no engine; ``cerm``, ``pairwise`` and
+    ``critic_rm`` run on the engine ``settings.engine`` describes. The pairwise judge and the
+    Critic-RM critiques use the evaluation turn's sampling (so ``--eval-max-tokens`` is their
+    budget) and ``--samples`` is Critic-RM's k critiques per response; Critic-RM's head is read
+    from ``checkpoint``, which is also the critic model when no other engine model is named.
     """
     if kind == "precomputed":
         if scores is None:
@@ -99,13 +106,33 @@ async def open_scorer(
         return
     if kind not in JUDGE_KINDS:
         raise ValueError(f"unknown judge {kind!r}; expected one of {', '.join(JUDGE_KINDS)}")
+    if kind == "critic_rm" and checkpoint is None:
+        raise ValueError("--judge critic_rm needs --checkpoint DIR (written by `cerm critic train`)")
     from cerm_reward.engines import open_engine
 
-    engine = await open_engine(settings.engine)
+    engine_config = settings.engine
+    if kind == "critic_rm" and engine_config.kind == "vllm" and engine_config.model is None:
+        engine_config = engine_config.model_copy(update={"model": str(checkpoint)})
+    engine = await open_engine(engine_config)
     try:
         if kind == "cerm":
             yield CermScorer(CermJudge(engine, settings.judge))
-        else:
+        elif kind == "pairwise":
             yield PairwiseScorer(PairwiseJudge(engine, settings.judge.evaluation))
+        else:
+            yield _critic_rm(engine, settings, checkpoint)
     finally:
         await engine.aclose()
+
+
+def _critic_rm(engine, settings: CermConfig, checkpoint: Path | None) -> Scorer:
+    from cerm_reward.critic_rm.config import CriticJudgeConfig
+    from cerm_reward.critic_rm.judge import CriticRmJudge
+
+    config = CriticJudgeConfig(
+        checkpoint=str(checkpoint),
+        critiques_per_response=settings.judge.samples_per_response,
+        critique=settings.judge.evaluation,
+        call_timeout_s=settings.judge.call_timeout_s,
+    )
+    return CriticRmJudge.open(engine, config)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from cerm_reward.critic_rm.builder import CritiqueDataBuilder
+from cerm_reward.critic_rm.model import CriticRewardModel
+from cerm_reward.critic_rm.sequences import InputLimits
 from tests.critic_rm.helpers import BUILD_CONFIG, PAIRS, SMALL_LAYERS, llmbar_pairs
 
 
@@ -35,3 +37,13 @@ def small_base_model(tmp_path_factory) -> Path:
     model.save_pretrained(target)
     AutoTokenizer.from_pretrained(str(source)).save_pretrained(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def checkpoint(small_base_model, tmp_path_factory):
+    """A Critic-RM checkpoint (untrained head) written by the same save path training uses."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("critic-checkpoint")
+    model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))
+    return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))

@@ -9,8 +9,6 @@ import pytest
 from cerm_reward.config import SamplingConfig
 from cerm_reward.critic_rm.config import CriticJudgeConfig
 from cerm_reward.critic_rm.judge import CriticRmJudge
-from cerm_reward.critic_rm.model import CriticRewardModel
-from cerm_reward.critic_rm.sequences import InputLimits
 from cerm_reward.evaluation.loaders import load_llmbar
 from cerm_reward.evaluation.runner import Scorer, evaluate
 from cerm_reward.evaluation.store import ResultStore
@@ -18,16 +16,6 @@ from cerm_reward.results import FailureKind
 from tests.critic_rm.helpers import LLMBAR
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module")
-def checkpoint(small_base_model, tmp_path_factory):
-    """A Critic-RM checkpoint (untrained head) written by the same save path training uses."""
-    from transformers import AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("critic-checkpoint")
-    model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))
-    return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))
 
 
 async def test_k_critiques_are_scored_by_the_head_and_averaged(embedded_engine, checkpoint):
