@@ -22,7 +22,7 @@ from typing import Any
 
 from cerm_reward.critic_rm.config import BuildConfig
 from cerm_reward.critic_rm.templates import CriticTemplate, load_critic_template
-from cerm_reward.engines.base import Engine, GenerationParams, Messages, PromptTooLongError
+from cerm_reward.engines.base import CallFailed, Engine, GenerationParams, Messages, chat_within
 from cerm_reward.judges.cerm import score_regex
 from cerm_reward.judges.parsing import find_boxed, parse_evaluation, parse_number
 from cerm_reward.results import RECOVERABLE_BY_REPAIR, FailureKind
@@ -145,13 +145,6 @@ class BuildStats:
         }
 
 
-class _CallFailed(Exception):
-    def __init__(self, kind: FailureKind, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-
-
 def rank_regex(count: int) -> str:
     """``\\boxed{i}`` with i in 1..count."""
     return r"\\boxed\{(?:" + "|".join(str(i) for i in range(count, 0, -1)) + r")\}"
@@ -237,7 +230,7 @@ class CritiqueDataBuilder:
         messages = self.template.critique_messages(prompt, response)
         try:
             result = await self._call(messages, GenerationParams.of(self.config.critique, n=k))
-        except _CallFailed as error:
+        except CallFailed as error:
             self.stats.sample_failures.update([error.kind.value] * k)
             return [CritiqueSample("", None, error.kind.value, error.detail) for _ in range(k)]
         samples = []
@@ -257,7 +250,7 @@ class CritiqueDataBuilder:
         params = GenerationParams(max_tokens=self.config.repair_max_tokens, temperature=0.0, regex=self._score_regex)
         try:
             result = await self._call(self.template.repair_messages(messages, sample.text), params)
-        except _CallFailed:
+        except CallFailed:
             return
         parsed = parse_evaluation(result.completions[0].text, score_range=self.config.score_range)
         if parsed.score is not None:
@@ -294,7 +287,7 @@ class CritiqueDataBuilder:
         params = GenerationParams.of(self.config.meta, regex=regex)
         try:
             result = await self._call(self.template.rank_messages(prompt, response, texts), params)
-        except _CallFailed as error:
+        except CallFailed as error:
             return _fallback(samples, consistent, None, error.kind.value, error.detail)
         reply = result.completions[0].text
         picked, failure, detail = parse_rank(reply, len(texts))
@@ -317,7 +310,7 @@ class CritiqueDataBuilder:
         messages = self.template.summarise_messages(prompt, response, texts)
         try:
             result = await self._call(messages, GenerationParams.of(self.config.meta))
-        except _CallFailed as error:
+        except CallFailed as error:
             return _fallback(samples, consistent, None, error.kind.value, error.detail)
         completion = result.completions[0]
         parsed = parse_evaluation(completion.text, finished=completion.finished, score_range=self.config.score_range)
@@ -332,14 +325,7 @@ class CritiqueDataBuilder:
         return Refined(completion.text, "summary", list(consistent), meta_reply=completion.text, score=parsed.score)
 
     async def _call(self, messages: Messages, params: GenerationParams):
-        try:
-            return await asyncio.wait_for(self.engine.chat(messages, params), self.config.call_timeout_s)
-        except asyncio.TimeoutError:
-            raise _CallFailed(FailureKind.TIMEOUT, f"engine call exceeded {self.config.call_timeout_s:g}s") from None
-        except PromptTooLongError as error:
-            raise _CallFailed(FailureKind.PROMPT_TOO_LONG, str(error)[:300]) from None
-        except Exception as error:  # noqa: BLE001 - any engine failure becomes a counted kind
-            raise _CallFailed(FailureKind.ENGINE_ERROR, f"{type(error).__name__}: {error}"[:300]) from None
+        return await chat_within(self.engine, messages, params, self.config.call_timeout_s)
 
 
 def _recoverable(sample: CritiqueSample) -> bool:

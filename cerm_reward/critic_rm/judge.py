@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from cerm_reward.critic_rm.config import CriticJudgeConfig
 from cerm_reward.critic_rm.templates import CriticTemplate
-from cerm_reward.engines.base import ChatResult, Engine, GenerationParams, PromptTooLongError
+from cerm_reward.engines.base import CallFailed, ChatResult, Engine, GenerationParams, chat_within
 from cerm_reward.judges.queries import Query, render_query, validate_responses
 from cerm_reward.results import FailureKind, GroupResult, Judgement, SampleOutcome
 from cerm_reward.stats import JudgeStats
@@ -111,22 +111,14 @@ class CriticRmJudge:
         k = self.config.critiques_per_response
         temperature = self.config.critique.temperature if k == 1 else self.config.scaling_temperature
         params = GenerationParams.of(self.config.critique, n=k, temperature=temperature)
+        messages = self.template.critique_messages(query, response)
         try:
-            result = await asyncio.wait_for(
-                self.engine.chat(self.template.critique_messages(query, response), params), self.config.call_timeout_s
-            )
-        except asyncio.TimeoutError:
-            return self._failed(FailureKind.TIMEOUT, f"critique call exceeded {self.config.call_timeout_s:g}s")
-        except PromptTooLongError as error:
-            return self._failed(FailureKind.PROMPT_TOO_LONG, str(error)[:300])
-        except Exception as error:  # noqa: BLE001 - any engine failure becomes a counted kind
-            return self._failed(FailureKind.ENGINE_ERROR, f"{type(error).__name__}: {error}"[:300])
+            result = await chat_within(self.engine, messages, params, self.config.call_timeout_s)
+        except CallFailed as failed:
+            self.stats.count_attempt_failure(failed.kind)
+            return failed.kind, failed.detail
         self.stats.record_usage(result.usage)
         return result
-
-    def _failed(self, kind: FailureKind, detail: str) -> tuple[FailureKind, str]:
-        self.stats.count_attempt_failure(kind)
-        return kind, detail
 
     async def aclose(self) -> None:
         await self.engine.aclose()

@@ -7,12 +7,13 @@ constrain the output with a regex (vLLM structured outputs) for the repair turn.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from cerm_reward.config import SamplingConfig
-from cerm_reward.results import TokenUsage
+from cerm_reward.results import FailureKind, TokenUsage
 
 Messages = list[dict[str, str]]
 
@@ -102,3 +103,29 @@ class Engine(Protocol):
 
     async def aclose(self) -> None:
         """Release the engine (processes, connections)."""
+
+
+class CallFailed(Exception):
+    """An engine call that gave no completions, as the failure kind a judge counts."""
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+async def chat_within(engine: Engine, messages: Messages, params: GenerationParams, timeout_s: float) -> ChatResult:
+    """``engine.chat`` under a deadline; every way it can fail becomes a :class:`CallFailed`.
+
+    Judges never hang on an engine and never see a raw exception: a late call is ``timeout``,
+    an over-long prompt ``prompt_too_long``, anything else ``engine_error`` (detail cut to
+    300 characters so a server's error page does not flood a results file).
+    """
+    try:
+        return await asyncio.wait_for(engine.chat(messages, params), timeout_s)
+    except asyncio.TimeoutError:
+        raise CallFailed(FailureKind.TIMEOUT, f"engine call exceeded {timeout_s:g}s") from None
+    except PromptTooLongError as error:
+        raise CallFailed(FailureKind.PROMPT_TOO_LONG, str(error)[:300]) from None
+    except Exception as error:  # noqa: BLE001 - any engine failure becomes a counted kind
+        raise CallFailed(FailureKind.ENGINE_ERROR, f"{type(error).__name__}: {error}"[:300]) from None

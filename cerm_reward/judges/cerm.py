@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from cerm_reward.config import JudgeConfig
 from cerm_reward.criteria_cache import CriteriaCache, CriteriaKey, Lookup, normalise_query
-from cerm_reward.engines.base import Engine, GenerationParams, Messages, PromptTooLongError
+from cerm_reward.engines.base import CallFailed, Engine, GenerationParams, Messages, chat_within
 from cerm_reward.judges.parsing import extract_criteria_items, parse_evaluation
 from cerm_reward.judges.queries import Query, render_query, validate_responses
 from cerm_reward.judges.templates import JudgeTemplate, load_template
@@ -42,13 +42,6 @@ class CriteriaUnavailable(RuntimeError):
 
     def __init__(self, kind: FailureKind, detail: str) -> None:
         super().__init__(f"{kind.value}: {detail}")
-        self.kind = kind
-        self.detail = detail
-
-
-class _CallFailed(Exception):
-    def __init__(self, kind: FailureKind, detail: str) -> None:
-        super().__init__(detail)
         self.kind = kind
         self.detail = detail
 
@@ -168,7 +161,7 @@ class CermJudge:
     async def _generate_criteria(self, key: CriteriaKey, query_text: str) -> Criteria:
         sampling = self.config.criteria
         messages = self.template.criteria_messages(query_text)
-        failure = _CallFailed(FailureKind.BAD_CRITERIA, "no attempt made")
+        failure = CallFailed(FailureKind.BAD_CRITERIA, "no attempt made")
         for attempt in range(1 + self.config.failure.max_resamples):
             params = GenerationParams.of(
                 sampling, temperature=sampling.temperature if attempt == 0 else self.config.failure.resample_temperature
@@ -177,14 +170,14 @@ class CermJudge:
             started = time.perf_counter()
             try:
                 result = await self._call(messages, params)
-            except _CallFailed as error:
+            except CallFailed as error:
                 failure = error
                 self.stats.count_attempt_failure(error.kind)
                 continue
             completion = result.completions[0]
             items = extract_criteria_items(completion.text)
             if not completion.text.strip() or (self.config.require_criteria_block and not items):
-                failure = _CallFailed(FailureKind.BAD_CRITERIA, "criteria turn gave no [Start of Criteria] block")
+                failure = CallFailed(FailureKind.BAD_CRITERIA, "criteria turn gave no [Start of Criteria] block")
                 self.stats.count_attempt_failure(failure.kind)
                 continue
             digest = hashlib.sha256(repr((key, completion.text)).encode()).hexdigest()[:16]
@@ -251,7 +244,7 @@ class CermJudge:
             )
         flags: list[str] = ["criteria_truncated"] if criteria.truncated else []
         fitted = await self._fit_response(query_text, criteria, response)
-        if isinstance(fitted, _CallFailed):
+        if isinstance(fitted, CallFailed):
             return self._terminal(index, fitted.kind, fitted.detail, criteria, [], flags, usage, started)
         if fitted != response:
             flags.append("response_truncated")
@@ -308,7 +301,7 @@ class CermJudge:
         params = GenerationParams.of(self.config.evaluation, temperature=temperature, n=n)
         try:
             result = await self._call(messages, params)
-        except _CallFailed as error:
+        except CallFailed as error:
             for _ in range(n):
                 self.stats.count_attempt_failure(error.kind)
             return [SampleOutcome(None, error.kind, error.detail, "") for _ in range(n)]
@@ -328,7 +321,7 @@ class CermJudge:
         params = GenerationParams(max_tokens=self.config.failure.repair_max_tokens, temperature=0.0, regex=self._score_regex)
         try:
             result = await self._call(repair_messages, params)
-        except _CallFailed as error:
+        except CallFailed as error:
             self.stats.count_attempt_failure(error.kind)
             return
         completion = result.completions[0]
@@ -341,7 +334,7 @@ class CermJudge:
         sample.detail = f"repaired after {sample.failure.value}: {completion.text.strip()}"
         sample.score, sample.failure, sample.repaired = parsed.score, None, True
 
-    async def _fit_response(self, query_text: str, criteria: Criteria, response: str) -> str | _CallFailed:
+    async def _fit_response(self, query_text: str, criteria: Criteria, response: str) -> str | CallFailed:
         """The response as is, cut to fit the context, or the failure to report."""
         context = self.engine.max_model_len
         if context is None:
@@ -353,23 +346,16 @@ class CermJudge:
         excess = total - allowed
         detail = f"evaluation prompt of {total} tokens exceeds the {allowed} the context leaves"
         if self.config.overlong_response == "fail":
-            return _CallFailed(FailureKind.PROMPT_TOO_LONG, detail)
+            return CallFailed(FailureKind.PROMPT_TOO_LONG, detail)
         response_tokens = await self.engine.count_text_tokens(response)
         keep = (response_tokens or 0) - excess
         truncated = await self.engine.truncate_text(response, keep) if keep > 0 else None
         if truncated is None:
-            return _CallFailed(FailureKind.PROMPT_TOO_LONG, detail + " even without the response")
+            return CallFailed(FailureKind.PROMPT_TOO_LONG, detail + " even without the response")
         return truncated
 
     async def _call(self, messages: Messages, params: GenerationParams):
-        try:
-            result = await asyncio.wait_for(self.engine.chat(messages, params), self.config.call_timeout_s)
-        except asyncio.TimeoutError:
-            raise _CallFailed(FailureKind.TIMEOUT, f"engine call exceeded {self.config.call_timeout_s:g}s") from None
-        except PromptTooLongError as error:
-            raise _CallFailed(FailureKind.PROMPT_TOO_LONG, str(error)[:300]) from None
-        except Exception as error:  # noqa: BLE001 - any engine failure becomes a counted kind
-            raise _CallFailed(FailureKind.ENGINE_ERROR, f"{type(error).__name__}: {error}"[:300]) from None
+        result = await chat_within(self.engine, messages, params, self.config.call_timeout_s)
         self.stats.record_usage(result.usage)
         return result
 

@@ -5,7 +5,8 @@ from collections import Counter
 
 import pytest
 
-from cerm_reward.evaluation.loaders import LOADERS, FormatError, load_items
+from cerm_reward.evaluation.items import EvalItem
+from cerm_reward.evaluation.loaders import LOADERS, FormatError, load_items, looks_like_eval_items
 from tests.evaluation.helpers import SHARED_DATA
 
 LLMBAR = SHARED_DATA / "llmbar"
@@ -179,6 +180,7 @@ def test_missing_field_names_file_and_row(tmp_path):
 
 def test_registry():
     assert set(LOADERS) == {
+        "items",
         "pairs",
         "llmbar",
         "rm-bench",
@@ -190,3 +192,14 @@ def test_registry():
     }
     with pytest.raises(ValueError, match="unknown format"):
         load_items("nope", "x.json")
+
+
+def test_items_written_by_the_harness_load_back_with_their_own_benchmark(tmp_path):
+    item = EvalItem("n1", "needle", "factuality", "p", ["good", "bad"], [0], [1], {"word_count": 1200})
+    path = tmp_path / "needles.jsonl"
+    path.write_text(json.dumps(item.to_dict()) + "\n")
+    assert looks_like_eval_items(path) and not looks_like_eval_items(tmp_path / "missing.jsonl")
+    assert load_items("items", path) == [item]
+    path.write_text('{"id": "n2", "benchmark": "needle"}\n')
+    with pytest.raises(FormatError, match=r"needles\.jsonl\[0\]: not an evaluation item"):
+        load_items("items", path)
