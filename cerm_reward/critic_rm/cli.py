@@ -160,7 +160,7 @@ def score(
 ) -> None:
     """Score every group with the Critic-RM judge (critiques by the engine, scalar by the head)."""
     from cerm_reward.config import SamplingConfig
-    from cerm_reward.critic_rm.config import CriticJudgeConfig
+    from cerm_reward.critic_rm.config import CriticJudgeConfig, critic_engine_config
     from cerm_reward.scoring.rollouts import read_rollouts
 
     judge_config = CriticJudgeConfig(
@@ -168,9 +168,7 @@ def score(
         critiques_per_response=critiques,
         critique=SamplingConfig(max_tokens=critique_max_tokens),
     )
-    engine_config = _engine_config(config, {})
-    if engine_config.kind == "vllm" and engine_config.model is None:  # the critic is the trained checkpoint itself
-        engine_config = engine_config.model_copy(update={"model": str(checkpoint)})
+    engine_config = critic_engine_config(_engine_config(config, {}), checkpoint)
     groups, _ = read_rollouts(input_path)
     written, failures = asyncio.run(_score(engine_config, judge_config, groups, output, concurrency))
     _table("cerm critic score", [("responses written", written), ("failures by kind", _counts(failures)), ("output", output)])

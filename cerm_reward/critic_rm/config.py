@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cerm_reward.config import SamplingConfig
+from cerm_reward.config import EngineConfig, SamplingConfig
 
 
 class _Frozen(BaseModel):
@@ -103,3 +103,11 @@ class CriticJudgeConfig(_Frozen):
         if not self.checkpoint:
             raise ValueError("critic_rm judge: checkpoint is required")
         return self
+
+
+def critic_engine_config(engine: EngineConfig, checkpoint: str | Path) -> EngineConfig:
+    """The engine that writes the critiques: the trained checkpoint itself, in process, unless
+    the configuration names another model or a server (``cerm critic score``, ``cerm eval``)."""
+    if engine.kind == "vllm" and engine.model is None:
+        return engine.model_copy(update={"model": str(checkpoint)})
+    return engine

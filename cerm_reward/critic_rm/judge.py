@@ -65,7 +65,7 @@ class CriticRmJudge:
         from cerm_reward.evaluation.items import ResponseScore
 
         result = await self.score_group(prompt, responses)
-        return [ResponseScore(j.score, j.failure.value if j.failure else None, j.failure_detail) for j in result.judgements]
+        return [ResponseScore.of_judgement(j) for j in result.judgements]
 
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult:
         started = time.perf_counter()

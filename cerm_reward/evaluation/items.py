@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cerm_reward.results import Judgement
+
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -101,6 +103,12 @@ class ResponseScore:
 
     def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, "failure": self.failure, "detail": self.detail, "length": self.length}
+
+    @classmethod
+    def of_judgement(cls, judgement: Judgement) -> ResponseScore:
+        """A judge's judgement as the harness stores it: score, failure kind and its detail."""
+        failure = judgement.failure.value if judgement.failure is not None else None
+        return cls(judgement.score, failure, judgement.failure_detail)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResponseScore:

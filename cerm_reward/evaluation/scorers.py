@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from cerm_reward.config import CermConfig, JudgeConfig
+from cerm_reward.critic_rm.config import critic_engine_config
 from cerm_reward.evaluation.items import EvalItem, ResponseScore
 from cerm_reward.evaluation.runner import PrecomputedScorer, Scorer
 from cerm_reward.judges.cerm import CermJudge
 from cerm_reward.judges.pairwise import PairwiseJudge
-from cerm_reward.results import Judgement
 
 NO_VERDICT = "no_verdict"
 """Failure kind of a response with at least one pairwise game that ended without a verdict."""
@@ -40,12 +40,6 @@ def cerm_identity(model_id: str, config: JudgeConfig, template_version: str) -> 
     return f"cerm:{model_id}:{template_version}:{_settings_digest(settings)}"
 
 
-def judgement_score(judgement: Judgement) -> ResponseScore:
-    """A judgement as the harness stores it: score, failure kind and its detail."""
-    failure = judgement.failure.value if judgement.failure is not None else None
-    return ResponseScore(judgement.score, failure, judgement.failure_detail)
-
-
 class CermScorer:
     """CE-RM as a scorer: an item's responses are one group, judged under one set of criteria."""
 
@@ -55,7 +49,7 @@ class CermScorer:
 
     async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
         group = await self.judge.score_group(prompt, responses)
-        return [judgement_score(judgement) for judgement in group.judgements]
+        return [ResponseScore.of_judgement(judgement) for judgement in group.judgements]
 
 
 class PairwiseScorer:
@@ -111,8 +105,8 @@ async def open_scorer(
     from cerm_reward.engines import open_engine
 
     engine_config = settings.engine
-    if kind == "critic_rm" and engine_config.kind == "vllm" and engine_config.model is None:
-        engine_config = engine_config.model_copy(update={"model": str(checkpoint)})
+    if kind == "critic_rm":
+        engine_config = critic_engine_config(engine_config, checkpoint)
     engine = await open_engine(engine_config)
     try:
         if kind == "cerm":
