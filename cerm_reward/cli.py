@@ -17,10 +17,12 @@ from rich.table import Table
 from cerm_reward.bench.runner import SECTIONS
 from cerm_reward.cli_options import (
     BaseUrlOption,
+    CheckpointOption,
     ConfigOption,
     CriteriaTokensOption,
     EngineOption,
     EvalTokensOption,
+    JudgeKindOption,
     ModelOption,
     OnFailureOption,
     RepairOption,
@@ -29,7 +31,6 @@ from cerm_reward.cli_options import (
     configure_logging,
     console,
     judge_settings,
-    load_config,
 )
 from cerm_reward.config import CermConfig
 from cerm_reward.critic_rm.cli import critic_app
@@ -46,6 +47,8 @@ def score(
     input_path: Path = typer.Argument(..., help="Rollouts JSONL: {query, responses, id?} per line.", exists=True, dir_okay=False),
     output: Path = typer.Option(..., "--output", "-o", help="Output JSONL (appended to; a rerun resumes)."),
     config: Optional[Path] = ConfigOption,
+    judge: Optional[str] = JudgeKindOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     model: Optional[str] = ModelOption,
     engine: Optional[str] = EngineOption,
     base_url: Optional[str] = BaseUrlOption,
@@ -58,14 +61,17 @@ def score(
     skip_invalid: bool = typer.Option(False, help="Skip invalid input lines (reported) instead of stopping."),
     verbose: bool = VerboseOption,
 ) -> None:
-    """Score every group of INPUT_PATH and append one line per response to --output."""
+    """Score every group of INPUT_PATH and append one line per response to --output.
+
+    The CE-RM judge by default; --judge critic_rm --checkpoint DIR scores with Critic-RM.
+    """
     configure_logging(verbose)
     from cerm_reward.scoring.rollouts import RolloutFileError, read_rollouts
 
     try:
         settings = judge_settings(config, locals())
         groups, problems = read_rollouts(input_path, skip_invalid=skip_invalid)
-    except (RolloutFileError, ValueError) as error:
+    except (RolloutFileError, ValueError, KeyError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     for line, message in problems:
@@ -83,8 +89,7 @@ def score(
 
 
 async def _score(settings: CermConfig, groups: list, output: Path, concurrency: int):
-    from cerm_reward.engines import open_engine
-    from cerm_reward.judges.cerm import CermJudge
+    from cerm_reward.judges.hosting import open_judge
     from cerm_reward.scoring.output import ResumableJsonlWriter
     from cerm_reward.scoring.runner import score_groups
 
@@ -92,9 +97,8 @@ async def _score(settings: CermConfig, groups: list, output: Path, concurrency: 
     total = sum(len(g.responses) for g in groups)
     if writer.repaired_tail:
         console.print(f"[yellow]note:[/yellow] dropped a partial last line of {output} (it will be redone)")
-    engine = await open_engine(settings.engine)
+    judge = await open_judge(settings)
     try:
-        judge = CermJudge(engine, settings.judge)
         columns = [
             TextColumn("scoring"),
             BarColumn(),
@@ -110,8 +114,8 @@ async def _score(settings: CermConfig, groups: list, output: Path, concurrency: 
             )
     finally:
         writer.close()
-        await engine.aclose()
-    summary.judge["model"] = engine.model_id
+        await judge.engine.aclose()
+    summary.judge["model"] = judge.model_id
     return summary
 
 
@@ -125,8 +129,14 @@ def _print_summary(summary: Any, output: Path) -> None:
         ("groups scored", summary.groups),
         ("responses scored", summary.responses),
         ("responses already done (resumed)", summary.skipped_done),
-        ("criteria generations", judge["criteria_generations"]),
-        ("criteria cache hits / joined", f"{cache.get('hits', 0)} / {cache.get('joined', 0)}"),
+        *(
+            [
+                ("criteria generations", judge["criteria_generations"]),
+                ("criteria cache hits / joined", f"{cache.get('hits', 0)} / {cache.get('joined', 0)}"),
+            ]
+            if "criteria_cache" in judge  # a CE-RM judge; Critic-RM writes no criteria
+            else []
+        ),
         ("failures by kind", ", ".join(f"{k}={v}" for k, v in sorted(failures.items())) or "none"),
         (
             "failed attempts (incl. recovered)",
@@ -156,6 +166,8 @@ def _print_summary(summary: Any, output: Path) -> None:
 @app.command()
 def serve(
     config: Optional[Path] = ConfigOption,
+    judge: Optional[str] = JudgeKindOption,
+    checkpoint: Optional[Path] = CheckpointOption,
     host: str = typer.Option("127.0.0.1", help="Bind address; anything but loopback requires --token."),
     port: int = typer.Option(8000, help="Port."),
     token: Optional[str] = typer.Option(
@@ -194,7 +206,11 @@ def serve(
 
     from cerm_reward.serving.http_server import ServerSettings, create_app
 
-    settings = judge_settings(config, locals())
+    try:
+        settings = judge_settings(config, locals())
+    except (ValueError, KeyError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     server_settings = ServerSettings(
         token=token,
         deadline_s=deadline_s,
@@ -358,13 +374,19 @@ def prompts(
 
 
 @app.command("config")
-def show_config(config: Optional[Path] = ConfigOption) -> None:
+def show_config(
+    config: Optional[Path] = ConfigOption,
+    judge: Optional[str] = JudgeKindOption,
+    checkpoint: Optional[Path] = CheckpointOption,
+) -> None:
     """Print the effective configuration (all defaults included) as YAML."""
-    from cerm_reward.judges.cerm import describe_policy
-
-    settings = load_config(config, {})
+    try:
+        settings = judge_settings(config, locals())
+    except (ValueError, KeyError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     sys.stdout.write(settings.to_yaml())
-    sys.stdout.write(f"# {describe_policy(settings.judge)}\n")
+    sys.stdout.write(f"# {settings.judge.describe_failure_policy()}\n")
 
 
 @app.command()

@@ -16,19 +16,27 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from cerm_reward.config import CermConfig
+from cerm_reward.config import JUDGE_CONFIGS, CermConfig
 
 console = Console(stderr=True)
 
 ConfigOption = typer.Option(
     None, "--config", "-c", help="YAML file with 'engine' and 'judge' sections.", exists=True, dir_okay=False
 )
+JudgeKindOption = typer.Option(
+    None,
+    "--judge",
+    help="Judge type: cerm (CE-RM) or critic_rm (needs --checkpoint) [default: the config's judge.kind, else cerm].",
+)
+CheckpointOption = typer.Option(
+    None, "--checkpoint", exists=True, file_okay=False, help="--judge critic_rm: folder written by `cerm critic train`."
+)
 ModelOption = typer.Option(None, "--model", help="Judge model: local path or hub id (default: the embedded judge).")
 EngineOption = typer.Option(None, "--engine", help="vllm (in-process) or http (OpenAI-compatible server).")
 BaseUrlOption = typer.Option(None, "--base-url", help="Server address for --engine http.")
 CriteriaTokensOption = typer.Option(None, "--criteria-max-tokens", help="Token budget of the criteria turn.")
-EvalTokensOption = typer.Option(None, "--eval-max-tokens", help="Token budget of each evaluation.")
-SamplesOption = typer.Option(None, "--samples", help="Evaluations per response (test-time scaling).")
+EvalTokensOption = typer.Option(None, "--eval-max-tokens", help="Token budget of each evaluation (critic_rm: each critique).")
+SamplesOption = typer.Option(None, "--samples", help="Evaluations (critic_rm: critiques) per response, averaged.")
 RepairOption = typer.Option(None, "--repair/--no-repair", help="Constrained score-repair turn.")
 OnFailureOption = typer.Option(None, "--on-failure", help="Terminal policy: exclude, neutral or minimum.")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Show engine logs.")
@@ -47,23 +55,39 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("cerm_reward").setLevel(logging.INFO)
 
 
-def load_config(path: Optional[Path], overrides: dict[str, Any]) -> CermConfig:
-    base = CermConfig.from_file(path) if path else CermConfig()
-    return base.with_overrides(overrides)
-
-
-_FLAG_KEYS = {
-    "model": "engine.model",
-    "engine": "engine.kind",
-    "base_url": "engine.base_url",
-    "criteria_max_tokens": "judge.criteria.max_tokens",
-    "eval_max_tokens": "judge.evaluation.max_tokens",
-    "samples": "judge.samples_per_response",
-    "repair": "judge.failure.repair",
-    "on_failure": "judge.failure.on_failure",
+_ENGINE_FLAGS = {"model": "engine.model", "engine": "engine.kind", "base_url": "engine.base_url"}
+_JUDGE_FLAGS = {
+    "cerm": {
+        "criteria_max_tokens": "judge.criteria.max_tokens",
+        "eval_max_tokens": "judge.evaluation.max_tokens",
+        "samples": "judge.samples_per_response",
+        "repair": "judge.failure.repair",
+        "on_failure": "judge.failure.on_failure",
+    },
+    "critic_rm": {
+        "checkpoint": "judge.checkpoint",
+        "eval_max_tokens": "judge.critique.max_tokens",
+        "samples": "judge.critiques_per_response",
+    },
 }
+_FLAG_NAMES = {"repair": "--repair/--no-repair"}
 
 
 def judge_settings(config: Optional[Path], arguments: dict[str, Any]) -> CermConfig:
-    """The config file (or the defaults) with the shared engine/judge flags found in ``arguments`` applied."""
-    return load_config(config, {key: arguments[name] for name, key in _FLAG_KEYS.items() if name in arguments})
+    """The config file (or the defaults) with the shared engine/judge flags found in ``arguments`` applied.
+
+    ``arguments["judge"]``, when it names a judge type, switches ``judge.kind``; each judge flag
+    maps to that kind's key, and a flag the kind has no use for is refused rather than ignored.
+    """
+    base = CermConfig.from_file(config) if config else CermConfig()
+    requested = arguments.get("judge")
+    kind = requested if requested in JUDGE_CONFIGS else base.judge.kind
+    flags = {**_ENGINE_FLAGS, **_JUDGE_FLAGS[kind]}
+    for name in sorted({name for keys in _JUDGE_FLAGS.values() for name in keys} - set(flags)):
+        if arguments.get(name) is not None:
+            flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+            raise ValueError(f"{flag} does not apply to the {kind} judge")
+    overrides = {"judge.kind": kind, **{key: arguments[name] for name, key in flags.items() if name in arguments}}
+    if isinstance(overrides.get("judge.checkpoint"), Path):
+        overrides["judge.checkpoint"] = str(overrides["judge.checkpoint"])
+    return base.with_overrides(overrides)

@@ -9,10 +9,10 @@ effective configuration so the defaults are always visible.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 
 class _Frozen(BaseModel):
@@ -51,12 +51,13 @@ class FailurePolicy(_Frozen):
 
 
 class JudgeConfig(_Frozen):
-    """The CE-RM protocol and its safeguards.
+    """The CE-RM protocol and its safeguards (``judge.kind: cerm``, the default judge).
 
     Token budgets default to those of a public CE-RM-4B evaluation script (4096
     criteria, 8192 evaluation); decoding is greedy as for benchmarks.
     """
 
+    kind: Literal["cerm"] = "cerm"
     template: str = "cerm-v1"
     """A built-in template version or the path of a YAML template file."""
     criteria: SamplingConfig = SamplingConfig(max_tokens=4096)
@@ -93,6 +94,97 @@ class JudgeConfig(_Frozen):
             raise ValueError("min_valid_samples cannot exceed samples_per_response")
         return self
 
+    @property
+    def failed_score(self) -> float | None:
+        """The value the terminal failure policy gives a response without a judge score."""
+        return {"exclude": None, "neutral": self.failure.neutral_score, "minimum": self.score_range[0]}[self.failure.on_failure]
+
+    @property
+    def fallback_score(self) -> float:
+        """What a consumer that needs a number (verl, OpenRLHF) gets for an excluded score."""
+        return self.failure.neutral_score
+
+    def describe_failure_policy(self) -> str:
+        """One line with the settings that decide what a failed evaluation becomes (logged at start)."""
+        policy = self.failure
+        terminal = policy.on_failure + (" (score None)" if self.failed_score is None else f" ({self.failed_score:g})")
+        empty = "judged" if self.empty_response_score is None else f"{self.empty_response_score:g}"
+        return (
+            f"failure policy: resample failed samples up to {policy.max_resamples}x at T={policy.resample_temperature:g}, "
+            f"repair turn {'on' if policy.repair else 'off'}, then {terminal}; "
+            f"call timeout {self.call_timeout_s:g}s; empty response -> {empty}; overlong response -> {self.overlong_response}"
+        )
+
+
+class CriticJudgeConfig(_Frozen):
+    """Critic-RM (``judge.kind: critic_rm``): k critiques per response from an engine, then the
+    scalar head of a checkpoint written by ``cerm critic train``, averaged over the k."""
+
+    kind: Literal["critic_rm"] = "critic_rm"
+    checkpoint: str | None = None
+    """Folder written by ``cerm critic train`` (model + ``reward_head/``); required."""
+    critiques_per_response: int = Field(default=1, ge=1)
+    """k > 1: sample k critiques and average the head scores (inference-time scaling)."""
+    critique: SamplingConfig = SamplingConfig(max_tokens=1024, temperature=0.0)
+    scaling_temperature: float = Field(default=0.8, gt=0.0)
+    """Temperature of the k critiques when k > 1."""
+    head_device: str = "auto"
+    """``auto``: CUDA when present, else CPU."""
+    head_batch_size: int = Field(default=8, ge=1)
+    call_timeout_s: float = Field(default=600.0, gt=0.0)
+    failure_score: float | None = None
+    """Score of a response whose critique call failed (engine error, timeout); ``None`` = exclude."""
+    neutral_score: float = 0.0
+    """What a consumer that needs a number (verl, OpenRLHF) gets for an excluded score. The head
+    is trained on score differences only (Bradley-Terry), so no value is neutral by construction:
+    0 is where an untrained head starts; set the mean head score of your data for a better one."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CriticJudgeConfig:
+        if not self.checkpoint:
+            raise ValueError("critic_rm judge: judge.checkpoint is required (a folder written by `cerm critic train`)")
+        return self
+
+    @property
+    def failed_score(self) -> float | None:
+        return self.failure_score
+
+    @property
+    def fallback_score(self) -> float:
+        return self.neutral_score
+
+    def describe_failure_policy(self) -> str:
+        terminal = "excluded (score None)" if self.failure_score is None else f"{self.failure_score:g}"
+        return (
+            f"failure policy: a response whose critique call fails is {terminal} (no retry; the head never fails); "
+            f"call timeout {self.call_timeout_s:g}s"
+        )
+
+
+JUDGE_CONFIGS: dict[str, type[JudgeConfig] | type[CriticJudgeConfig]] = {"cerm": JudgeConfig, "critic_rm": CriticJudgeConfig}
+
+
+def _judge_kind(value: Any) -> str:
+    return value.get("kind", "cerm") if isinstance(value, dict) else getattr(value, "kind", "cerm")
+
+
+AnyJudgeConfig = Annotated[
+    Union[Annotated[JudgeConfig, Tag("cerm")], Annotated[CriticJudgeConfig, Tag("critic_rm")]],
+    Discriminator(_judge_kind),
+]
+"""The ``judge`` section: its ``kind`` (default ``cerm``) picks the judge type."""
+
+_JUDGE_ADAPTER: TypeAdapter[JudgeConfig | CriticJudgeConfig] = TypeAdapter(AnyJudgeConfig)
+
+
+def judge_config_of(data: dict[str, Any]) -> JudgeConfig | CriticJudgeConfig:
+    """A ``judge`` section read back from its JSON form (a Ray replica's ``ready()`` answer)."""
+    return _JUDGE_ADAPTER.validate_python(data)
+
+
+def _judge_defaults(kind: str) -> dict[str, Any]:
+    return JUDGE_CONFIGS[kind].model_construct().model_dump(mode="json")
+
 
 class EngineConfig(_Frozen):
     """Which engine runs the judge model, and how."""
@@ -128,7 +220,15 @@ class CermConfig(_Frozen):
     """Everything ``cerm`` needs: the engine and the judge."""
 
     engine: EngineConfig = EngineConfig()
-    judge: JudgeConfig = JudgeConfig()
+    judge: AnyJudgeConfig = JudgeConfig()
+
+    @property
+    def judge_engine(self) -> EngineConfig:
+        """The engine that runs the judge model. A Critic-RM checkpoint is its own critic: it is
+        served in process unless the configuration names another model or a server."""
+        if isinstance(self.judge, CriticJudgeConfig) and self.engine.kind == "vllm" and self.engine.model is None:
+            return self.engine.model_copy(update={"model": self.judge.checkpoint})
+        return self.engine
 
     @classmethod
     def from_file(cls, path: str | Path) -> CermConfig:
@@ -138,17 +238,31 @@ class CermConfig(_Frozen):
         return cls.model_validate(data)
 
     def with_overrides(self, overrides: dict[str, Any]) -> CermConfig:
-        """Apply dotted overrides such as ``{"judge.evaluation.max_tokens": 256}`` (None = keep)."""
+        """Apply dotted overrides such as ``{"judge.evaluation.max_tokens": 256}`` (None = keep).
+
+        ``judge.kind`` is applied first: switching the judge type starts its section from that
+        type's defaults, and is refused when the current section holds settings it would drop.
+        """
         data = self.model_dump()
+        kind = overrides.get("judge.kind")
+        if kind is not None and kind != self.judge.kind:
+            if kind not in JUDGE_CONFIGS:
+                raise ValueError(f"unknown judge kind {kind!r}; expected one of {', '.join(JUDGE_CONFIGS)}")
+            if self.judge.model_dump(mode="json") != _judge_defaults(self.judge.kind):
+                raise ValueError(
+                    f"the configuration's judge section sets {self.judge.kind} settings; "
+                    f"it cannot be switched to judge.kind={kind} (start the section from kind: {kind})"
+                )
+            data["judge"] = _judge_defaults(kind)
         for dotted, value in overrides.items():
             if value is None:
                 continue
             node = data
             *parents, leaf = dotted.split(".")
             for name in parents:
-                node = node[name]
-            if leaf not in node:
-                raise KeyError(f"unknown configuration key {dotted!r}")
+                node = node.get(name) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or leaf not in node:
+                raise KeyError(f"unknown configuration key {dotted!r} (judge.kind={data['judge']['kind']})")
             node[leaf] = value
         return type(self).model_validate(data)
 

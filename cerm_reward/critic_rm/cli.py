@@ -1,4 +1,8 @@
-"""``cerm critic``: build Critic-RM training data, train it, score rollouts with it."""
+"""``cerm critic``: build Critic-RM training data and train it.
+
+Scoring with a trained checkpoint is the ``critic_rm`` judge kind, everywhere judges run:
+``cerm score --judge critic_rm --checkpoint DIR``, ``cerm serve``, ``cerm eval``, ``reward=critic_rm``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from rich.table import Table
 
 from cerm_reward.config import CermConfig, EngineConfig
 
-critic_app = typer.Typer(help="Critic-RM: critique-then-scalar reward model (data, training, scoring).", no_args_is_help=True)
+critic_app = typer.Typer(
+    help="Critic-RM: critique-then-scalar reward model (data, training); score with `cerm score --judge critic_rm`.",
+    no_args_is_help=True,
+)
 console = Console(stderr=True)
 
 EngineConfigOption = typer.Option(
@@ -146,59 +153,3 @@ def train(
                 ("checkpoint", output),
             ],
         )
-
-
-@critic_app.command("score")
-def score(
-    input_path: Path = typer.Argument(..., help="Rollouts JSONL: {query, responses, id?} per line.", exists=True, dir_okay=False),
-    output: Path = typer.Option(..., "--output", "-o", help="Output JSONL (appended to; a rerun resumes)."),
-    checkpoint: Path = typer.Option(..., help="Folder written by `cerm critic train`.", exists=True, file_okay=False),
-    config: Optional[Path] = EngineConfigOption,
-    critiques: int = typer.Option(1, "--critiques", "-k", min=1, help="Critiques per response (scores averaged)."),
-    critique_max_tokens: int = typer.Option(1024, help="Token budget of a critique."),
-    concurrency: int = typer.Option(8, min=1, help="Groups in flight at once."),
-) -> None:
-    """Score every group with the Critic-RM judge (critiques by the engine, scalar by the head)."""
-    from cerm_reward.config import SamplingConfig
-    from cerm_reward.critic_rm.config import CriticJudgeConfig, critic_engine_config
-    from cerm_reward.scoring.rollouts import read_rollouts
-
-    judge_config = CriticJudgeConfig(
-        checkpoint=str(checkpoint),
-        critiques_per_response=critiques,
-        critique=SamplingConfig(max_tokens=critique_max_tokens),
-    )
-    engine_config = critic_engine_config(_engine_config(config, {}), checkpoint)
-    groups, _ = read_rollouts(input_path)
-    written, failures = asyncio.run(_score(engine_config, judge_config, groups, output, concurrency))
-    _table("cerm critic score", [("responses written", written), ("failures by kind", _counts(failures)), ("output", output)])
-
-
-async def _score(engine_config: EngineConfig, judge_config: Any, groups: list, output: Path, concurrency: int):
-    from cerm_reward.critic_rm.judge import CriticRmJudge
-    from cerm_reward.engines import open_engine
-    from cerm_reward.scoring.output import ResumableJsonlWriter
-    from cerm_reward.scoring.runner import output_records
-
-    engine = await open_engine(engine_config)
-    judge = CriticRmJudge.open(engine, judge_config)
-    writer = ResumableJsonlWriter(output)
-    gate = asyncio.Semaphore(concurrency)
-    pending = [g for g in groups if not all(writer.is_done(g.id, i) for i in range(len(g.responses)))]
-    written = 0
-    try:
-        with _progress("scoring") as progress:
-            task = progress.add_task("score", total=len(pending))
-
-            async def run(group: Any) -> None:
-                nonlocal written
-                async with gate:
-                    result = await judge.score_group(group.query, group.responses)
-                written += writer.write_group(output_records(group, result, engine.model_id, judge.template.version))
-                progress.advance(task)
-
-            await asyncio.gather(*(run(group) for group in pending))
-    finally:
-        writer.close()
-        await engine.aclose()
-    return written, dict(judge.stats.failures)

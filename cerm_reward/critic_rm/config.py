@@ -1,4 +1,5 @@
-"""Every knob of Critic-RM, with its default and the reason for it.
+"""Every knob of Critic-RM training, with its default and the reason for it (the judge's own
+settings, ``CriticJudgeConfig``, live with the other judges' in :mod:`cerm_reward.config`).
 
 Values marked [reconstructed] in ``docs/critic_rm.md`` are our reading where the paper
 gives no number; they are defaults, never constants, so a recipe can change them.
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from cerm_reward.config import EngineConfig, SamplingConfig
+from cerm_reward.config import SamplingConfig
 
 
 class _Frozen(BaseModel):
@@ -79,35 +80,3 @@ class TrainConfig(_Frozen):
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
         return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-
-
-class CriticJudgeConfig(_Frozen):
-    """Inference: k critiques per response from an engine, then the head's score, averaged."""
-
-    checkpoint: str
-    """Folder written by ``cerm critic train`` (model + ``reward_head/``)."""
-    critiques_per_response: int = Field(default=1, ge=1)
-    """k > 1: sample k critiques and average the head scores (inference-time scaling)."""
-    critique: SamplingConfig = SamplingConfig(max_tokens=1024, temperature=0.0)
-    scaling_temperature: float = Field(default=0.8, gt=0.0)
-    """Temperature of the k critiques when k > 1."""
-    head_device: str = "auto"
-    """``auto``: CUDA when present, else CPU."""
-    head_batch_size: int = Field(default=8, ge=1)
-    call_timeout_s: float = Field(default=600.0, gt=0.0)
-    failure_score: float | None = None
-    """Score of a response whose critiques all failed (engine error, timeout); ``None`` = exclude."""
-
-    @model_validator(mode="after")
-    def _check(self) -> CriticJudgeConfig:
-        if not self.checkpoint:
-            raise ValueError("critic_rm judge: checkpoint is required")
-        return self
-
-
-def critic_engine_config(engine: EngineConfig, checkpoint: str | Path) -> EngineConfig:
-    """The engine that writes the critiques: the trained checkpoint itself, in process, unless
-    the configuration names another model or a server (``cerm critic score``, ``cerm eval``)."""
-    if engine.kind == "vllm" and engine.model is None:
-        return engine.model_copy(update={"model": str(checkpoint)})
-    return engine

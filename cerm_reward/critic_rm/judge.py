@@ -1,8 +1,9 @@
 """The ``critic_rm`` judge: k critiques per response from an engine, then the head's score.
 
-It speaks both interfaces the project hosts judges through: ``score_group(query, responses)
--> GroupResult`` (the server, the Ray pool, verl and OpenRLHF adapters, like ``CermJudge``) and
-the evaluation harness's ``Scorer`` (``identity`` + ``score(prompt, responses)``). With k > 1
+It speaks both interfaces the project hosts judges through: ``GroupJudge`` (``score_group(query,
+responses) -> GroupResult`` and the rest; the server, the Ray pool, verl, OpenRLHF and ``cerm
+score``, exactly as ``CermJudge``) and the evaluation harness's ``Scorer`` (``identity`` +
+``score(prompt, responses)``). With k > 1
 critiques per response, sampled at ``scaling_temperature``, the score is the mean of the head's
 k scores (the inference-time scaling knob). A response whose critique call failed gets no
 head score: its judgement names the failure kind and carries ``failure_score``.
@@ -16,11 +17,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from cerm_reward.critic_rm.config import CriticJudgeConfig
+from cerm_reward.config import CriticJudgeConfig
 from cerm_reward.critic_rm.templates import CriticTemplate
 from cerm_reward.engines.base import CallFailed, ChatResult, Engine, GenerationParams, chat_within
 from cerm_reward.judges.queries import Query, render_query, validate_responses
-from cerm_reward.results import FailureKind, GroupResult, Judgement, SampleOutcome
+from cerm_reward.results import Criteria, FailureKind, GroupResult, Judgement, SampleOutcome
 from cerm_reward.stats import JudgeStats
 
 
@@ -51,6 +52,30 @@ class CriticRmJudge:
         return cls(engine, head, config)
 
     @property
+    def model_id(self) -> str:
+        """The reward model is the checkpoint (its head gives the score), whoever writes the critiques."""
+        return str(self.config.checkpoint)
+
+    @property
+    def template_version(self) -> str:
+        return self.template.version
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        return self.stats.snapshot()
+
+    async def get_criteria(self, query: Query) -> tuple[None, str]:
+        """Critic-RM writes no shared criteria: nothing for a pool to pass between replicas."""
+        return None, "none"
+
+    def prefetch(self, query: Query) -> None:
+        """Nothing to start before the responses exist (each critique reads its response)."""
+        render_query(query)  # bad input fails in the caller, as with CE-RM
+
+    async def reset_caches(self) -> bool:
+        """Empty the engine's prefix cache, so the next call runs cold (``cerm bench``)."""
+        return await self.engine.reset_prefix_cache()
+
+    @property
     def identity(self) -> str:
         """Names everything that changes the scores (the evaluation cache key)."""
         c = self.config
@@ -67,7 +92,9 @@ class CriticRmJudge:
         result = await self.score_group(prompt, responses)
         return [ResponseScore.of_judgement(j) for j in result.judgements]
 
-    async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult:
+    async def score_group(self, query: Query, responses: Sequence[str], criteria: Criteria | None = None) -> GroupResult:
+        """One head score per response (the mean over its k critiques); ``criteria`` is always
+        ``None`` here (the ``GroupJudge`` signature, where a pool passes a query's criteria)."""
         started = time.perf_counter()
         query_text = render_query(query)
         checked = validate_responses(responses)
@@ -84,7 +111,7 @@ class CriticRmJudge:
         for index, call in enumerate(calls):
             if not isinstance(call, ChatResult):
                 kind, detail = call
-                judgements.append(Judgement(index, self.config.failure_score, kind, detail, None, None, None))
+                judgements.append(Judgement(index, self.config.failed_score, kind, detail, None, None, None))
                 continue
             samples = [SampleOutcome(next(rewards), None, None, c.text) for c in call.completions]
             flags = ["critique_truncated"] if any(not c.finished for c in call.completions) else []
@@ -119,6 +146,3 @@ class CriticRmJudge:
             return failed.kind, failed.detail
         self.stats.record_usage(result.usage)
         return result
-
-    async def aclose(self) -> None:
-        await self.engine.aclose()

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from cerm_reward.cli_options import (
     BaseUrlOption,
+    CheckpointOption,
     ConfigOption,
     CriteriaTokensOption,
     EngineOption,
@@ -58,7 +59,6 @@ async def _evaluate(
     items: list[EvalItem],
     judge: str,
     scores: Optional[Path],
-    checkpoint: Optional[Path],
     settings: CermConfig,
     output_dir: Path,
     **job: Any,
@@ -75,7 +75,7 @@ async def _evaluate(
             rate = f"{fresh / max(time.perf_counter() - started, 1e-9):.2f}/s"
             progress.update(task, completed=event.done, rate=rate, failed=event.failures, hits=event.cache_hits)
 
-        async with open_scorer(judge, settings, items, scores, checkpoint) as scorer:
+        async with open_scorer(judge, settings, items, scores) as scorer:
             return await run_job(items, scorer, output_dir, progress=on_progress, **job)
 
 
@@ -137,9 +137,7 @@ def eval_command(
     scores: Optional[Path] = typer.Option(
         None, "--scores", exists=True, dir_okay=False, help="--judge precomputed: JSONL of {id, scores} per item."
     ),
-    checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", exists=True, file_okay=False, help="--judge critic_rm: folder written by `cerm critic train`."
-    ),
+    checkpoint: Optional[Path] = CheckpointOption,
     subsets: list[str] = typer.Option([], "--subset", help="Only these subsets (repeatable)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N items, taken round-robin over subsets."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Items in flight at once."),
@@ -190,7 +188,6 @@ def eval_command(
                 items,
                 judge,
                 scores,
-                checkpoint,
                 settings,
                 output_dir,
                 cache_path=cache_path,

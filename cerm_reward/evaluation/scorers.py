@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from cerm_reward.config import CermConfig, JudgeConfig
-from cerm_reward.critic_rm.config import critic_engine_config
 from cerm_reward.evaluation.items import EvalItem, ResponseScore
 from cerm_reward.evaluation.runner import PrecomputedScorer, Scorer
 from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.hosting import judge_on
 from cerm_reward.judges.pairwise import PairwiseJudge
 
 NO_VERDICT = "no_verdict"
@@ -36,7 +36,7 @@ def _settings_digest(settings: dict) -> str:
 
 def cerm_identity(model_id: str, config: JudgeConfig, template_version: str) -> str:
     """``cerm:<model>:<template>:<digest of the judge settings>``: one cache namespace per configuration."""
-    settings = config.model_dump(mode="json", exclude=_SCORE_NEUTRAL)
+    settings = config.model_dump(mode="json", exclude=_SCORE_NEUTRAL | {"kind"})  # the prefix names the kind
     return f"cerm:{model_id}:{template_version}:{_settings_digest(settings)}"
 
 
@@ -83,15 +83,13 @@ async def open_scorer(
     settings: CermConfig,
     items: Sequence[EvalItem],
     scores: Path | None = None,
-    checkpoint: Path | None = None,
 ) -> AsyncIterator[Scorer]:
     """The scorer ``cerm eval --judge`` names, with its engine open for the duration of the block.
 
     ``precomputed`` reads ``scores`` and opens no engine; ``cerm``, ``pairwise`` and
-    ``critic_rm`` run on the engine ``settings.engine`` describes. The pairwise judge and the
-    Critic-RM critiques use the evaluation turn's sampling (so ``--eval-max-tokens`` is their
-    budget) and ``--samples`` is Critic-RM's k critiques per response; Critic-RM's head is read
-    from ``checkpoint``, which is also the critic model when no other engine model is named.
+    ``critic_rm`` run on the judge engine of ``settings``. ``cerm`` and ``critic_rm`` are the
+    judges ``settings.judge`` configures (its ``kind`` must match); the pairwise judge uses the
+    CE-RM evaluation turn's sampling, so ``--eval-max-tokens`` is its budget.
     """
     if kind == "precomputed":
         if scores is None:
@@ -100,33 +98,19 @@ async def open_scorer(
         return
     if kind not in JUDGE_KINDS:
         raise ValueError(f"unknown judge {kind!r}; expected one of {', '.join(JUDGE_KINDS)}")
-    if kind == "critic_rm" and checkpoint is None:
-        raise ValueError("--judge critic_rm needs --checkpoint DIR (written by `cerm critic train`)")
+    expected = "critic_rm" if kind == "critic_rm" else "cerm"
+    if settings.judge.kind != expected:
+        raise ValueError(
+            f"--judge {kind} needs a {expected} judge section, the configuration has judge.kind={settings.judge.kind}"
+        )
     from cerm_reward.engines import open_engine
 
-    engine_config = settings.engine
-    if kind == "critic_rm":
-        engine_config = critic_engine_config(engine_config, checkpoint)
-    engine = await open_engine(engine_config)
+    engine = await open_engine(settings.judge_engine)
     try:
-        if kind == "cerm":
-            yield CermScorer(CermJudge(engine, settings.judge))
-        elif kind == "pairwise":
+        if kind == "pairwise":
             yield PairwiseScorer(PairwiseJudge(engine, settings.judge.evaluation))
-        else:
-            yield _critic_rm(engine, settings, checkpoint)
+            return
+        judge = judge_on(engine, settings)
+        yield CermScorer(judge) if isinstance(judge, CermJudge) else judge
     finally:
         await engine.aclose()
-
-
-def _critic_rm(engine, settings: CermConfig, checkpoint: Path | None) -> Scorer:
-    from cerm_reward.critic_rm.config import CriticJudgeConfig
-    from cerm_reward.critic_rm.judge import CriticRmJudge
-
-    config = CriticJudgeConfig(
-        checkpoint=str(checkpoint),
-        critiques_per_response=settings.judge.samples_per_response,
-        critique=settings.judge.evaluation,
-        call_timeout_s=settings.judge.call_timeout_s,
-    )
-    return CriticRmJudge.open(engine, config)

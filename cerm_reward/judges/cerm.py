@@ -16,6 +16,7 @@ import logging
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from cerm_reward.config import JudgeConfig
 from cerm_reward.criteria_cache import CriteriaCache, CriteriaKey, Lookup, normalise_query
@@ -53,39 +54,6 @@ def score_regex(score_range: tuple[float, float]) -> str:
     return rf"\\boxed\{{(?:{high}|(?:{below_top})(?:\.5)?)\}}"
 
 
-def terminal_score(config: JudgeConfig) -> float | None:
-    """The value the terminal failure policy gives a response without a judge score."""
-    return {
-        "exclude": None,
-        "neutral": config.failure.neutral_score,
-        "minimum": config.score_range[0],
-    }[config.failure.on_failure]
-
-
-def policy_judgement(config: JudgeConfig, index: int, kind: FailureKind, detail: str) -> Judgement:
-    """A judgement decided outside the judge (a caller's deadline, say), valued by the terminal policy."""
-    return Judgement(index, terminal_score(config), kind, detail, None, None, None)
-
-
-def describe_policy(config: JudgeConfig) -> str:
-    """One line with the defaults that decide what a failed evaluation becomes (logged at start)."""
-    policy = config.failure
-    terminal = policy.on_failure
-    if terminal == "neutral":
-        terminal += f" ({policy.neutral_score:g})"
-    elif terminal == "minimum":
-        terminal += f" ({config.score_range[0]:g})"
-    else:
-        terminal += " (score None)"
-    return (
-        f"failure policy: resample failed samples up to {policy.max_resamples}x at T={policy.resample_temperature:g}, "
-        f"repair turn {'on' if policy.repair else 'off'}, then {terminal}; "
-        f"call timeout {config.call_timeout_s:g}s; empty response -> "
-        f"{'judged' if config.empty_response_score is None else f'{config.empty_response_score:g}'}; "
-        f"overlong response -> {config.overlong_response}"
-    )
-
-
 class CermJudge:
     """Scores groups of responses to one query with CE-RM's unified criteria."""
 
@@ -111,8 +79,20 @@ class CermJudge:
             self.template.version,
             self.config.samples_per_response,
             self.config.aggregate,
-            describe_policy(self.config),
+            self.config.describe_failure_policy(),
         )
+
+    @property
+    def model_id(self) -> str:
+        return self.engine.model_id
+
+    @property
+    def template_version(self) -> str:
+        return self.template.version
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """What this judge did so far, criteria cache included (``JudgeStats.snapshot``)."""
+        return self.stats.snapshot(self.cache.counters)
 
     def _check_budgets(self) -> None:
         context = self.engine.max_model_len
@@ -374,7 +354,7 @@ class CermJudge:
         last_text = next((sample.text for sample in reversed(samples) if sample.text), None)
         return Judgement(
             index=index,
-            score=terminal_score(self.config),
+            score=self.config.failed_score,
             failure=kind,
             failure_detail=detail,
             criteria_id=criteria.id if criteria else None,

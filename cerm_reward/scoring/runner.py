@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.hosting import GroupJudge
 from cerm_reward.results import GroupResult
 from cerm_reward.scoring.output import ResumableJsonlWriter
 from cerm_reward.scoring.rollouts import RolloutGroup
@@ -33,7 +33,7 @@ def output_records(group: RolloutGroup, result: GroupResult, model_id: str, temp
 
 
 async def score_groups(
-    judge: CermJudge,
+    judge: GroupJudge,
     groups: list[RolloutGroup],
     writer: ResumableJsonlWriter,
     *,
@@ -60,7 +60,7 @@ async def score_groups(
     async def run(group: RolloutGroup) -> None:
         async with gate:
             result = await judge.score_group(group.query, group.responses)
-        written = writer.write_group(output_records(group, result, judge.engine.model_id, judge.template.version))
+        written = writer.write_group(output_records(group, result, judge.model_id, judge.template_version))
         summary.groups += 1
         summary.responses += len(result.judgements)
         summary.written += written
@@ -69,5 +69,5 @@ async def score_groups(
 
     await asyncio.gather(*(run(group) for group in pending))
     summary.wall_s = time.perf_counter() - started
-    summary.judge = judge.stats.snapshot(judge.cache.counters)
+    summary.judge = judge.stats_snapshot()
     return summary

@@ -1,8 +1,8 @@
 """What a server judges with: a judge in this process, or the judge pool on Ray.
 
-Both give the same four things: ``score_group``, the judge configuration (for the failure
-policy), the model and template names, and a statistics snapshot in the shape of
-:meth:`cerm_reward.stats.JudgeStats.snapshot`.
+Both give the same four things, whatever the judge kind: ``score_group``, the judge
+configuration (for the failure policy), the model and template names, and a statistics
+snapshot in the shape of :meth:`cerm_reward.stats.JudgeStats.snapshot`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from cerm_reward.config import CermConfig, JudgeConfig
+from cerm_reward.config import CermConfig, CriticJudgeConfig, JudgeConfig, judge_config_of
+from cerm_reward.judges.hosting import GroupJudge, open_judge
 from cerm_reward.judges.queries import Query
 from cerm_reward.results import GroupResult
 
@@ -19,7 +20,7 @@ from cerm_reward.results import GroupResult
 class JudgeBackend(Protocol):
     model_id: str
     template_version: str
-    config: JudgeConfig
+    config: JudgeConfig | CriticJudgeConfig
 
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult: ...
 
@@ -32,21 +33,17 @@ class JudgeBackend(Protocol):
 
 
 class LocalBackend:
-    """A :class:`CermJudge` on an engine opened in this process."""
+    """A judge on an engine opened in this process."""
 
-    def __init__(self, judge) -> None:
+    def __init__(self, judge: GroupJudge) -> None:
         self.judge = judge
-        self.model_id = judge.engine.model_id
-        self.template_version = judge.template.version
+        self.model_id = judge.model_id
+        self.template_version = judge.template_version
         self.config = judge.config
 
     @classmethod
     async def open(cls, config: CermConfig) -> LocalBackend:
-        from cerm_reward.engines import open_engine
-        from cerm_reward.judges.cerm import CermJudge
-
-        engine = await open_engine(config.engine)
-        return cls(CermJudge(engine, config.judge))
+        return cls(await open_judge(config))
 
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult:
         return await self.judge.score_group(query, responses)
@@ -55,7 +52,7 @@ class LocalBackend:
         self.judge.prefetch(query)
 
     async def stats(self) -> dict[str, Any]:
-        return self.judge.stats.snapshot(self.judge.cache.counters)
+        return self.judge.stats_snapshot()
 
     async def aclose(self) -> None:
         await self.judge.engine.aclose()
@@ -80,7 +77,7 @@ class PoolBackend:
 
     def __init__(self, pool, replica: dict[str, Any]) -> None:
         self.pool = pool
-        self.config = JudgeConfig.model_validate(replica["judge"])
+        self.config = judge_config_of(replica["judge"])
         self.template_version = replica["template"]
         self.model_id = replica["model"]
 

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cerm_reward.config import CermConfig
 from cerm_reward.integrations.openrlhf.contract import extra_logs_of, reward_of, to_sample
-from cerm_reward.judges.cerm import describe_policy, policy_judgement
 from cerm_reward.judges.queries import InvalidInputError, Query, render_query
 from cerm_reward.results import FailureKind, Judgement
 from cerm_reward.serving.backend import JudgeBackend, LocalBackend, PoolBackend
@@ -130,19 +129,20 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
         else:
             backend = await LocalBackend.open(config)
         state["backend"] = backend
-        if backend.config.failure.on_failure == "exclude":
+        if backend.config.failed_score is None:
             logger.warning(
                 "/get_reward: OpenRLHF needs a number for every sample, so excluded scores are sent as "
                 "neutral_score=%g (extra_logs judge_failed=1 marks them)",
-                backend.config.failure.neutral_score,
+                backend.config.fallback_score,
             )
         logger.info(
-            "judge server ready: model=%s via %s, deadline=%gs, token=%s; %s",
+            "judge server ready: %s judge, model=%s via %s, deadline=%gs, token=%s; %s",
+            backend.config.kind,
             backend.model_id,
             f"Ray pool {settings.pool!r}" if settings.pool else "this process",
             settings.deadline_s,
             bool(settings.token),
-            describe_policy(backend.config),
+            backend.config.describe_failure_policy(),
         )
         try:
             yield
@@ -206,14 +206,15 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
             )
             detail = f"request deadline of {settings.deadline_s:g}s passed"
             state["deadline_failures"] += len(indices)
-            return [policy_judgement(judge().config, index, FailureKind.TIMEOUT, detail) for index in indices]
+            score = judge().config.failed_score
+            return [Judgement(index, score, FailureKind.TIMEOUT, detail, None, None, None) for index in indices]
         for judgement, index in zip(result.judgements, indices, strict=True):
             judgement.index = index
         return result.judgements
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": judge().model_id, "template": judge().template_version}
+        return {"status": "ok", "judge": judge().config.kind, "model": judge().model_id, "template": judge().template_version}
 
     @app.get("/metrics", dependencies=[Depends(authorised)])
     async def prometheus() -> Response:
@@ -246,7 +247,7 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
             *(judge_with_deadline(query, [samples[i].response for i in indices], indices) for query, indices in groups.items())
         )
         judgements = sorted((j for group in scored for j in group), key=lambda j: j.index)
-        fallback = judge().config.failure.neutral_score
+        fallback = judge().config.fallback_score
         rewards = [reward_of(j, fallback) for j in judgements]
         return {"rewards": rewards, "scores": rewards, "extra_logs": extra_logs_of(judgements)}
 

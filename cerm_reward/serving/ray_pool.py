@@ -73,7 +73,7 @@ def choose_replica(home: int, in_flight: Sequence[int], overload_factor: float) 
 
 
 class JudgeReplica:
-    """One engine + judge, started lazily inside its actor (so a restarted actor starts afresh)."""
+    """One engine + judge of any kind, started lazily inside its actor (so a restarted actor starts afresh)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = CermConfig.model_validate(config)
@@ -83,24 +83,23 @@ class JudgeReplica:
     async def _ensure_judge(self):
         async with self._starting:
             if self._judge is None:
-                from cerm_reward.engines import open_engine
-                from cerm_reward.judges.cerm import CermJudge
+                from cerm_reward.judges.hosting import open_judge
 
-                engine = await open_engine(self._config.engine)
-                self._judge = CermJudge(engine, self._config.judge)
+                self._judge = await open_judge(self._config)
         return self._judge
 
     async def ready(self) -> dict[str, Any]:
         judge = await self._ensure_judge()
         return {
-            "model": judge.engine.model_id,
-            "template": judge.template.version,
+            "model": judge.model_id,
+            "template": judge.template_version,
             "judge": judge.config.model_dump(mode="json"),
             "pid": os.getpid(),
             "node": ray.get_runtime_context().get_node_id(),
         }
 
-    async def get_criteria(self, query: Query) -> Criteria:
+    async def get_criteria(self, query: Query) -> Criteria | None:
+        """The query's criteria from its home replica (``None`` for a judge that writes none)."""
         criteria, _ = await (await self._ensure_judge()).get_criteria(query)
         return criteria
 
@@ -115,7 +114,7 @@ class JudgeReplica:
 
     async def stats(self) -> dict[str, Any]:
         judge = await self._ensure_judge()
-        return {"pid": os.getpid(), **judge.stats.snapshot(judge.cache.counters)}
+        return {"pid": os.getpid(), **judge.stats_snapshot()}
 
 
 class JudgePool:

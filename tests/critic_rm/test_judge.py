@@ -6,8 +6,7 @@ import statistics
 
 import pytest
 
-from cerm_reward.config import SamplingConfig
-from cerm_reward.critic_rm.config import CriticJudgeConfig
+from cerm_reward.config import CriticJudgeConfig, SamplingConfig
 from cerm_reward.critic_rm.judge import CriticRmJudge
 from cerm_reward.evaluation.loaders import load_llmbar
 from cerm_reward.evaluation.runner import Scorer, evaluate

@@ -82,7 +82,7 @@ def metric(url: str, name: str, **labels: str) -> float:
 
 def test_health_and_metrics(server):
     health = httpx.get(f"{server.url}/health").json()
-    assert health == {"status": "ok", "model": "smollm2-judge", "template": "cerm-v1"}
+    assert health == {"status": "ok", "judge": "cerm", "model": "smollm2-judge", "template": "cerm-v1"}
     assert "cerm_criteria_cache_lookups_total" in httpx.get(f"{server.url}/metrics").text
 
 

@@ -21,7 +21,6 @@ from cerm_reward.integrations.verl.extra_info import error_extra_info, extra_inf
 from cerm_reward.integrations.verl.metrics import INVALID_INPUT, MetricsCollector
 from cerm_reward.integrations.verl.policy_output import clean_policy_output
 from cerm_reward.integrations.verl.settings import VerlJudgeSettings
-from cerm_reward.judges.cerm import describe_policy
 from cerm_reward.judges.queries import InvalidInputError, Query, render_query
 from cerm_reward.results import Judgement, TokenUsage
 from cerm_reward.serving.ray_pool import NAMESPACE, JudgePool
@@ -35,12 +34,12 @@ _PREFETCH_MEMORY = 65536
 
 
 class JudgeClient:
-    """A process's handle on the judge pool, built from ``reward.cerm`` settings."""
+    """A process's handle on the judge pool (either judge kind), built from ``reward.cerm`` settings."""
 
     def __init__(self, settings: VerlJudgeSettings, cerm: CermConfig) -> None:
         self.settings = settings
         self.cerm = cerm
-        self.fallback = cerm.judge.failure.neutral_score
+        self.fallback = cerm.judge.fallback_score
         if not ray.is_initialized():
             ray.init(ignore_reinit_error=True)
         self.pool = JudgePool.create(cerm, settings.pool)
@@ -54,12 +53,13 @@ class JudgeClient:
         self._sent = 0
         self._prefetched: OrderedDict[bytes, None] = OrderedDict()
         logger.warning(
-            "cerm judge pool %r: %d replica(s), engine %s %s; %s",
+            "cerm judge pool %r: %d replica(s), %s judge, engine %s %s; %s",
             settings.pool.name,
             settings.pool.replicas,
-            cerm.engine.kind,
-            cerm.engine.model or "(embedded default judge)",
-            describe_policy(cerm.judge),
+            cerm.judge.kind,
+            cerm.judge_engine.kind,
+            cerm.judge_engine.model or "(embedded default judge)",
+            cerm.judge.describe_failure_policy(),
         )
 
     def prefetch(self, query: Query) -> bool:

@@ -1,4 +1,5 @@
-"""The config switch on verl 0.9.1's real Hydra config: `reward=cerm`, `+reward_model=cerm`, `reward_model=cerm`."""
+"""The config switch on verl 0.9.1's real Hydra config: `reward=cerm`, `+reward_model=cerm`, `reward_model=cerm`,
+and `reward=critic_rm` for the Critic-RM judge."""
 
 import os
 import subprocess
@@ -82,6 +83,32 @@ def test_a_swallowed_reward_model_switch_is_caught_by_our_entry_point(monkeypatc
     assert config.reward_model == "cerm" and config.reward.reward_manager.name == "naive"  # verl would train on naive
     with pytest.raises(RewardSwitchError, match="was not applied"):
         check_reward_switch(config)
+
+
+@pytest.mark.parametrize("switch", ["reward=critic_rm", "+reward_model=critic_rm"])
+def test_the_critic_rm_switch_keeps_the_manager_and_pool_and_selects_the_critic_judge(switch, tmp_path):
+    from verl.trainer.ppo.reward import resolve_reward_manager_cls
+
+    from cerm_reward.config import CriticJudgeConfig
+    from cerm_reward.integrations.verl.manager import CermRewardManager
+
+    checkpoint = f"reward.cerm.judge.checkpoint={tmp_path}"
+    config = compose_trainer_config(switch, checkpoint, "reward.cerm.judge.critiques_per_response=4")
+    assert resolve_reward_manager_cls(config) is CermRewardManager
+    check_reward_switch(config)
+    settings = VerlJudgeSettings.from_trainer_config(config)
+    cerm = settings.cerm_config()
+    assert isinstance(cerm.judge, CriticJudgeConfig) and cerm.judge.critiques_per_response == 4
+    assert cerm.judge.checkpoint == str(tmp_path) and cerm.judge_engine.model == str(tmp_path)  # its own critic
+    assert settings.pool.name == "verl" and cerm.judge.critique.max_tokens == 1024  # null in the group = the default
+    routed = settings.cerm_config(reward_router_address="10.0.0.1:8000", router_model="critic")
+    assert routed.judge_engine.kind == "http" and isinstance(routed.judge, CriticJudgeConfig)  # verl hosts the critic
+    with pytest.raises(ValueError, match="judge.checkpoint is required"):
+        VerlJudgeSettings.from_trainer_config(compose_trainer_config(switch)).cerm_config()
+    with pytest.raises(KeyError, match="judge.criteria"):  # a CE-RM key under critic_rm names itself
+        VerlJudgeSettings.from_trainer_config(
+            compose_trainer_config(switch, checkpoint, "reward.cerm.judge.criteria.max_tokens=8")
+        ).cerm_config()
 
 
 def test_unknown_cerm_keys_fail_with_their_name():
