@@ -2,7 +2,8 @@
 
 Both run the embedded default judge (SmolLM2-135M on the CPU) with short token
 budgets. The server is started in the background at session start so that it
-boots while the fast tests run.
+boots while the fast tests run. A small Critic-RM checkpoint, cut from the same weights,
+serves the Critic-RM tests and the tests that host it like CE-RM.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from cerm_reward.config import EngineConfig
+from tests.critic_rm.helpers import SMALL_LAYERS
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 SERVED_NAME = "smollm2-judge"
@@ -92,3 +94,34 @@ async def embedded_engine():
     engine = await open_engine(ENGINE_CONFIG)
     yield engine
     await engine.aclose()
+
+
+@pytest.fixture(scope="session")
+def small_base_model(tmp_path_factory) -> Path:
+    """The embedded checkpoint cut to its first ``SMALL_LAYERS`` decoder layers, saved as a normal checkpoint."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cerm_reward.engines.embedded import embedded_checkpoint
+
+    source = embedded_checkpoint()
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32)
+    model.model.layers = model.model.layers[:SMALL_LAYERS]
+    model.config.num_hidden_layers = SMALL_LAYERS
+    target = tmp_path_factory.mktemp("smollm2-4-layers")
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def checkpoint(small_base_model, tmp_path_factory):
+    """A Critic-RM checkpoint (untrained head) written by the same save path training uses."""
+    from transformers import AutoTokenizer
+
+    from cerm_reward.critic_rm.model import CriticRewardModel
+    from cerm_reward.critic_rm.sequences import InputLimits
+
+    folder = tmp_path_factory.mktemp("critic-checkpoint")
+    model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))
+    return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))

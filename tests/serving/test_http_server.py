@@ -11,22 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from cerm_reward.integrations.openrlhf.contract import EXTRA_LOG_KEYS
-from tests.conftest import free_port
+from tests.serving.launcher import REPO, CermServer, launch_cerm_serve
 
 pytestmark = pytest.mark.server
-REPO = Path(__file__).resolve().parents[2]
 CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
-
-
-class CermServer:
-    def __init__(self, process: subprocess.Popen, url: str) -> None:
-        self.process, self.url = process, url
 
 
 @pytest.fixture(scope="module")
@@ -41,27 +34,12 @@ def start_server(vllm_server, tmp_path_factory):
             "judge": {"criteria": {"max_tokens": 24}, "evaluation": {"max_tokens": evaluation_tokens},
                       "failure": {"max_resamples": 0, "on_failure": "neutral"}},
         }))  # fmt: skip
-        port = free_port()
-        command = [sys.executable, "-m", "cerm_reward.cli", "serve", "-c", str(config), "--port", str(port), *flags]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        server = CermServer(process, f"http://127.0.0.1:{port}")
-        started.append(server)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"cerm serve exited {process.returncode}: {process.stdout.read()[-3000:]}")
-            try:
-                if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        pytest.fail("cerm serve did not become healthy")
+        started.append(launch_cerm_serve(config, *flags))
+        return started[-1]
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            server.process.wait(30)
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -222,3 +222,40 @@ def test_compute_score_through_verls_naive_manager_and_in_router_mode(local_ray,
     with pytest.raises(KeyError, match="prepare-data"):
         asyncio.run(compute_score("prompts", "Paris.", "", {}, reward_router_address=router, cerm=settings))
     JudgePool.connect(settings["pool"]["name"]).shutdown()
+
+
+@pytest.mark.server
+def test_reward_critic_rm_scores_grpo_groups_through_the_same_manager_and_pool(local_ray, vllm_server, checkpoint):
+    """`reward=critic_rm`: verl's RewardLoopManager, our manager and pool, the Critic-RM judge (head in each replica)."""
+    from verl.experimental.reward_loop import RewardLoopManager
+
+    pool_name = f"critic-{uuid.uuid4().hex[:6]}"
+    config = compose_trainer_config(
+        "reward=critic_rm",
+        "reward.num_workers=2",
+        f"actor_rollout_ref.model.path={embedded_checkpoint()}",
+        f"reward.cerm.judge.checkpoint={checkpoint}",
+        "reward.cerm.judge.critique.max_tokens=24",
+        "reward.cerm.engine.kind=http",
+        f"reward.cerm.engine.base_url='{vllm_server}'",
+        f"reward.cerm.pool.name={pool_name}",
+        "reward.cerm.pool.num_cpus=0.1",
+        "reward.cerm.metrics.enable=false",
+    )
+    groups = GROUPS[1:]
+    data = grpo_batch(policy_tokenizer(), groups)
+    manager = RewardLoopManager(config)
+    output = manager.compute_rm_score(data)
+
+    assert output.meta_info["reward_extra_keys"] == list(EXTRA_INFO_KEYS)  # the same fixed keys as CE-RM
+    rewards = output.non_tensor_batch["cerm_score"]
+    assert not output.non_tensor_batch["cerm_failed"].any() and len(set(rewards.tolist())) > 1  # head scores, not fallbacks
+    assert set(output.non_tensor_batch["cerm_criteria_lookup"]) == {"none"}
+    response_lengths = data.batch["attention_mask"][:, data.batch["prompts"].shape[1] :].sum(dim=1)
+    for row, length in enumerate(response_lengths.tolist()):
+        assert output.batch["rm_scores"][row, length - 1].item() == pytest.approx(float(rewards[row]))
+    pool = JudgePool.connect(pool_name)
+    stats = asyncio.run(pool.stats())
+    assert sum(s["responses"] for s in stats) == len(data) and sum(s["criteria_generations"] for s in stats) == 0
+    assert {r["judge"]["kind"] for r in asyncio.run(pool.ready())} == {"critic_rm"}
+    pool.shutdown()
