@@ -25,3 +25,7 @@ esac
 accelerate launch --config_file "$LAUNCH_CONFIG" --num_processes "$GPUS" -m cerm_reward.cli \
   critic train "$OUT/critiques.jsonl" --base-model "$BASE" -c "$HERE/train.yaml" -o "$OUT/model"
 # torchrun works the same way: torchrun --nproc_per_node "$GPUS" -m cerm_reward.cli critic train ...
+
+# Stage 3, use it: the critic_rm judge wherever CE-RM runs, e.g.
+#   cerm score rollouts.jsonl -o scores.jsonl --judge critic_rm --checkpoint "$OUT/model"
+#   python -m verl.trainer.main_ppo reward=critic_rm reward.cerm.judge.checkpoint="$OUT/model" ...

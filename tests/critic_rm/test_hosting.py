@@ -78,6 +78,26 @@ def test_cerm_score_with_the_critic_rm_judge_matches_the_head_and_resumes(tmp_pa
     assert refused.returncode == 2 and "does not apply to the critic_rm judge" in " ".join(refused.stderr.split())
 
 
+@pytest.mark.engine
+def test_with_no_engine_named_the_checkpoint_writes_its_own_critiques_in_process(tmp_path, checkpoint, head):
+    """The default: vLLM serves the Critic-RM folder itself (its ``reward_head/`` is not read as model weights)."""
+    rollouts = tmp_path / "rollouts.jsonl"
+    rollouts.write_text(json.dumps(ROLLOUTS[0]) + "\n")
+    config = tmp_path / "engine.yaml"
+    config.write_text(json.dumps({"engine": {"kv_cache_gib": 0.25, "max_model_len": 1024, "enforce_eager": True}}))
+    output = tmp_path / "scores.jsonl"
+    command = [sys.executable, "-m", "cerm_reward.cli", "score", str(rollouts), "-o", str(output), "-c", str(config)]
+    command += ["--judge", "critic_rm", "--checkpoint", str(checkpoint), "--eval-max-tokens", "16"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 2 and all(row["failure"] is None and row["usage"]["completion_tokens"] > 0 for row in rows)
+    for row in rows:
+        response = ROLLOUTS[0]["responses"][row["response_index"]]
+        expected = head_score(head, ROLLOUTS[0]["query"], response, [row["evaluation"]])
+        assert row["score"] == pytest.approx(expected, abs=1e-4)
+
+
 async def test_cerm_serve_gives_openrlhf_critic_rm_rewards(tmp_path, vllm_server, checkpoint, head):
     from openrlhf.utils.agent import SingleTurnAgentExecutor
 
