@@ -4,9 +4,10 @@ The core (judges, criteria cache, results, config) imports no framework and no
 engine implementation; engines, integrations and the CLI sit at the edge.
 """
 
-from cerm_reward.config import CermConfig, EngineConfig, FailurePolicy, JudgeConfig, SamplingConfig
+from cerm_reward.config import CermConfig, CriticJudgeConfig, EngineConfig, FailurePolicy, JudgeConfig, SamplingConfig
 from cerm_reward.criteria_cache import CriteriaCache
 from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.hosting import GroupJudge, open_judge
 from cerm_reward.judges.queries import InvalidInputError
 from cerm_reward.results import Criteria, FailureKind, GroupResult, Judgement, TokenUsage
 
@@ -17,13 +18,16 @@ __all__ = [
     "CermJudge",
     "Criteria",
     "CriteriaCache",
+    "CriticJudgeConfig",
     "EngineConfig",
     "FailureKind",
     "FailurePolicy",
+    "GroupJudge",
     "GroupResult",
     "InvalidInputError",
     "JudgeConfig",
     "Judgement",
     "SamplingConfig",
     "TokenUsage",
+    "open_judge",
 ]
