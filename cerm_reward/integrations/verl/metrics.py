@@ -37,10 +37,11 @@ def step_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         "latency_p95_s": float(np.percentile(latencies, 95)),
         "prompt_tokens": float(sum(r["prompt_tokens"] for r in records)),
         "completion_tokens": float(sum(r["completion_tokens"] for r in records)),
-        "criteria_cache_hit_rate": sum(r["criteria_lookup"] in SHARED_LOOKUPS for r in records) / len(records),
         "failure_rate": sum(bool(r["failure"]) for r in records) / len(records),
         "score_mean": float(rewards.mean()),
     }
+    if any(r["criteria_lookup"] != "none" for r in records):  # a judge that writes criteria (CE-RM)
+        metrics["criteria_cache_hit_rate"] = sum(r["criteria_lookup"] in SHARED_LOOKUPS for r in records) / len(records)
     for kind in FAILURE_KINDS:
         metrics[f"failure_rate/{kind}"] = sum(r["failure"] == kind for r in records) / len(records)
     groups: dict[str, list[float]] = defaultdict(list)

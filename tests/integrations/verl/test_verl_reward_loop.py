@@ -240,7 +240,6 @@ def test_reward_critic_rm_scores_grpo_groups_through_the_same_manager_and_pool(l
         f"reward.cerm.engine.base_url='{vllm_server}'",
         f"reward.cerm.pool.name={pool_name}",
         "reward.cerm.pool.num_cpus=0.1",
-        "reward.cerm.metrics.enable=false",
     )
     groups = GROUPS[1:]
     data = grpo_batch(policy_tokenizer(), groups)
@@ -258,4 +257,9 @@ def test_reward_critic_rm_scores_grpo_groups_through_the_same_manager_and_pool(l
     stats = asyncio.run(pool.stats())
     assert sum(s["responses"] for s in stats) == len(data) and sum(s["criteria_generations"] for s in stats) == 0
     assert {r["judge"]["kind"] for r in asyncio.run(pool.ready())} == {"critic_rm"}
+    assert wait_for_records(pool_name, len(data)) == len(data)
+    metrics, examples = ray.get(collector(pool_name).drain.remote())
+    assert metrics["cerm/samples"] == len(data) and metrics["cerm/failure_rate"] == 0.0
+    assert metrics["cerm/score_mean"] == pytest.approx(float(rewards.mean()))
+    assert "cerm/criteria_cache_hit_rate" not in metrics and examples and not examples[0]["criteria"]  # none written
     pool.shutdown()

@@ -57,6 +57,8 @@ def test_step_metrics_describe_groups_failures_and_length_bias():
     assert metrics["cerm/latency_p50_s"] == 2.5 and metrics["cerm/prompt_tokens"] == 400
     assert metrics["cerm/score_length_corr"] > 0.8  # longer answers scored higher here
     assert step_metrics([]) == {}
+    critic_rm = step_metrics([record("c", 1.5, lookup="none"), record("c", -0.5, lookup="none")])
+    assert "cerm/criteria_cache_hit_rate" not in critic_rm and critic_rm["cerm/score_mean"] == 0.5  # no criteria
 
 
 def test_pearson_is_undefined_for_constant_inputs():
