@@ -31,6 +31,7 @@ from cerm_reward.cli_options import (
     configure_logging,
     console,
     judge_settings,
+    judge_settings_or_exit,
 )
 from cerm_reward.config import CermConfig
 from cerm_reward.critic_rm.cli import critic_app
@@ -124,19 +125,16 @@ def _print_summary(summary: Any, output: Path) -> None:
     cache = judge.get("criteria_cache", {})
     failures = judge.get("failures", {})
     table = Table(title="cerm score", show_header=False)
+    criteria_rows = [
+        ("criteria generations", judge["criteria_generations"]),
+        ("criteria cache hits / joined", f"{cache.get('hits', 0)} / {cache.get('joined', 0)}"),
+    ]
     rows = [
         ("judge model", judge.get("model", "?")),
         ("groups scored", summary.groups),
         ("responses scored", summary.responses),
         ("responses already done (resumed)", summary.skipped_done),
-        *(
-            [
-                ("criteria generations", judge["criteria_generations"]),
-                ("criteria cache hits / joined", f"{cache.get('hits', 0)} / {cache.get('joined', 0)}"),
-            ]
-            if "criteria_cache" in judge  # a CE-RM judge; Critic-RM writes no criteria
-            else []
-        ),
+        *(criteria_rows if "criteria_cache" in judge else []),  # Critic-RM writes no criteria
         ("failures by kind", ", ".join(f"{k}={v}" for k, v in sorted(failures.items())) or "none"),
         (
             "failed attempts (incl. recovered)",
@@ -206,11 +204,7 @@ def serve(
 
     from cerm_reward.serving.http_server import ServerSettings, create_app
 
-    try:
-        settings = judge_settings(config, locals())
-    except (ValueError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    settings = judge_settings_or_exit(config, locals())
     server_settings = ServerSettings(
         token=token,
         deadline_s=deadline_s,
@@ -380,11 +374,7 @@ def show_config(
     checkpoint: Optional[Path] = CheckpointOption,
 ) -> None:
     """Print the effective configuration (all defaults included) as YAML."""
-    try:
-        settings = judge_settings(config, locals())
-    except (ValueError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    settings = judge_settings_or_exit(config, locals())
     sys.stdout.write(settings.to_yaml())
     sys.stdout.write(f"# {settings.judge.describe_failure_policy()}\n")
 

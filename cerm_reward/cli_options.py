@@ -88,6 +88,13 @@ def judge_settings(config: Optional[Path], arguments: dict[str, Any]) -> CermCon
             flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
             raise ValueError(f"{flag} does not apply to the {kind} judge")
     overrides = {"judge.kind": kind, **{key: arguments[name] for name, key in flags.items() if name in arguments}}
-    if isinstance(overrides.get("judge.checkpoint"), Path):
-        overrides["judge.checkpoint"] = str(overrides["judge.checkpoint"])
     return base.with_overrides(overrides)
+
+
+def judge_settings_or_exit(config: Optional[Path], arguments: dict[str, Any]) -> CermConfig:
+    """:func:`judge_settings`, with a bad file or flag reported as one line and exit code 2."""
+    try:
+        return judge_settings(config, arguments)
+    except (ValueError, KeyError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None

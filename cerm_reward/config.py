@@ -8,11 +8,12 @@ effective configuration so the defaults are always visible.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -138,6 +139,11 @@ class CriticJudgeConfig(_Frozen):
     """What a consumer that needs a number (verl, OpenRLHF) gets for an excluded score. The head
     is trained on score differences only (Bradley-Terry), so no value is neutral by construction:
     0 is where an untrained head starts; set the mean head score of your data for a better one."""
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value  # a CLI Path or a caller's
 
     @model_validator(mode="after")
     def _check(self) -> CriticJudgeConfig:

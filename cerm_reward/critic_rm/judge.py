@@ -3,9 +3,9 @@
 It speaks both interfaces the project hosts judges through: ``GroupJudge`` (``score_group(query,
 responses) -> GroupResult`` and the rest; the server, the Ray pool, verl, OpenRLHF and ``cerm
 score``, exactly as ``CermJudge``) and the evaluation harness's ``Scorer`` (``identity`` +
-``score(prompt, responses)``). With k > 1
-critiques per response, sampled at ``scaling_temperature``, the score is the mean of the head's
-k scores (the inference-time scaling knob). A response whose critique call failed gets no
+``score(prompt, responses)``). With k > 1 critiques per response, sampled at
+``scaling_temperature``, the score is the mean of the head's k scores (the inference-time
+scaling knob). A response whose critique call failed gets no
 head score: its judgement names the failure kind and carries ``failure_score``.
 """
 
