@@ -31,7 +31,7 @@ setup(
     packages=find_namespace_packages(include=["cerm_reward", "cerm_reward.*", "hydra_plugins.*"]),
     package_data={
         "cerm_reward.judges": ["templates/*/*.txt"],
-        "cerm_reward.critic_rm": ["templates/*/*.txt"],
+        "cerm_reward.judges.critic_rm": ["templates/*/*.txt"],
         "cerm_reward.integrations.verl.config": ["*.yaml", "*/*.yaml"],
     },
     install_requires=[

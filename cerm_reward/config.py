@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
+
+from cerm_reward.errors import ConfigError
+from cerm_reward.frozen import FrozenModel
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SamplingConfig(_Frozen):
+class SamplingConfig(FrozenModel):
     """Decoding settings of one judge turn."""
 
     max_tokens: int = Field(gt=0)
@@ -31,7 +30,7 @@ class SamplingConfig(_Frozen):
     """Always generate ``max_tokens`` tokens (``cerm bench``: repeatable lengths; never for real judging)."""
 
 
-class FailurePolicy(_Frozen):
+class FailurePolicy(FrozenModel):
     """What happens, in order, when an evaluation yields no usable score.
 
     1. ``max_resamples`` rounds re-sample only the failed samples (at
@@ -51,7 +50,7 @@ class FailurePolicy(_Frozen):
     neutral_score: float = 5.0
 
 
-class JudgeConfig(_Frozen):
+class CermJudgeConfig(FrozenModel):
     """The CE-RM protocol and its safeguards (``judge.kind: cerm``, the default judge).
 
     Token budgets default to those of a public CE-RM-4B evaluation script (4096
@@ -87,7 +86,7 @@ class JudgeConfig(_Frozen):
     """Treat criteria without a ``[Start of Criteria]`` block as a failed turn (retried)."""
 
     @model_validator(mode="after")
-    def _check(self) -> JudgeConfig:
+    def _check(self) -> CermJudgeConfig:
         low, high = self.score_range
         if low >= high:
             raise ValueError(f"score_range must be increasing, got {self.score_range}")
@@ -117,7 +116,7 @@ class JudgeConfig(_Frozen):
         )
 
 
-class CriticJudgeConfig(_Frozen):
+class CriticJudgeConfig(FrozenModel):
     """Critic-RM (``judge.kind: critic_rm``): k critiques per response from an engine, then the
     scalar head of a checkpoint written by ``cerm critic train``, averaged over the k."""
 
@@ -167,7 +166,11 @@ class CriticJudgeConfig(_Frozen):
         )
 
 
-JUDGE_CONFIGS: dict[str, type[JudgeConfig] | type[CriticJudgeConfig]] = {"cerm": JudgeConfig, "critic_rm": CriticJudgeConfig}
+JudgeSection = Union[CermJudgeConfig, CriticJudgeConfig]
+"""Any judge kind's ``judge`` section (what a host reads: ``failed_score``, ``fallback_score``, the policy line)."""
+
+JUDGE_CONFIGS: dict[str, type[JudgeSection]] = {"cerm": CermJudgeConfig, "critic_rm": CriticJudgeConfig}
+"""``judge.kind`` -> its settings class; :mod:`cerm_reward.judges.registry` adds how each kind is opened."""
 
 
 def _judge_kind(value: Any) -> str:
@@ -175,15 +178,15 @@ def _judge_kind(value: Any) -> str:
 
 
 AnyJudgeConfig = Annotated[
-    Union[Annotated[JudgeConfig, Tag("cerm")], Annotated[CriticJudgeConfig, Tag("critic_rm")]],
+    Union[Annotated[CermJudgeConfig, Tag("cerm")], Annotated[CriticJudgeConfig, Tag("critic_rm")]],
     Discriminator(_judge_kind),
 ]
 """The ``judge`` section: its ``kind`` (default ``cerm``) picks the judge type."""
 
-_JUDGE_ADAPTER: TypeAdapter[JudgeConfig | CriticJudgeConfig] = TypeAdapter(AnyJudgeConfig)
+_JUDGE_ADAPTER: TypeAdapter[JudgeSection] = TypeAdapter(AnyJudgeConfig)
 
 
-def judge_config_of(data: dict[str, Any]) -> JudgeConfig | CriticJudgeConfig:
+def judge_config_of(data: dict[str, Any]) -> JudgeSection:
     """A ``judge`` section read back from its JSON form (a Ray replica's ``ready()`` answer)."""
     return _JUDGE_ADAPTER.validate_python(data)
 
@@ -192,7 +195,7 @@ def _judge_defaults(kind: str) -> dict[str, Any]:
     return JUDGE_CONFIGS[kind].model_construct().model_dump(mode="json")
 
 
-class EngineConfig(_Frozen):
+class EngineConfig(FrozenModel):
     """Which engine runs the judge model, and how."""
 
     kind: Literal["vllm", "http"] = "vllm"
@@ -222,11 +225,11 @@ class EngineConfig(_Frozen):
     seed: int = 0
 
 
-class CermConfig(_Frozen):
+class CermConfig(FrozenModel):
     """Everything ``cerm`` needs: the engine and the judge."""
 
     engine: EngineConfig = EngineConfig()
-    judge: AnyJudgeConfig = JudgeConfig()
+    judge: AnyJudgeConfig = CermJudgeConfig()
 
     @property
     def judge_engine(self) -> EngineConfig:
@@ -238,10 +241,13 @@ class CermConfig(_Frozen):
 
     @classmethod
     def from_file(cls, path: str | Path) -> CermConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise ConfigError(f"{path}: cannot read the configuration: {error}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping with 'engine' and/or 'judge'")
-        return cls.model_validate(data)
+            raise ConfigError(f"{path}: expected a mapping with 'engine' and/or 'judge'")
+        return _validated(cls, data, str(path))
 
     def with_overrides(self, overrides: dict[str, Any]) -> CermConfig:
         """Apply dotted overrides such as ``{"judge.evaluation.max_tokens": 256}`` (None = keep).
@@ -253,9 +259,9 @@ class CermConfig(_Frozen):
         kind = overrides.get("judge.kind")
         if kind is not None and kind != self.judge.kind:
             if kind not in JUDGE_CONFIGS:
-                raise ValueError(f"unknown judge kind {kind!r}; expected one of {', '.join(JUDGE_CONFIGS)}")
+                raise ConfigError(f"unknown judge kind {kind!r}; expected one of {', '.join(JUDGE_CONFIGS)}")
             if self.judge.model_dump(mode="json") != _judge_defaults(self.judge.kind):
-                raise ValueError(
+                raise ConfigError(
                     f"the configuration's judge section sets {self.judge.kind} settings; "
                     f"it cannot be switched to judge.kind={kind} (start the section from kind: {kind})"
                 )
@@ -268,9 +274,24 @@ class CermConfig(_Frozen):
             for name in parents:
                 node = node.get(name) if isinstance(node, dict) else None
             if not isinstance(node, dict) or leaf not in node:
-                raise KeyError(f"unknown configuration key {dotted!r} (judge.kind={data['judge']['kind']})")
+                raise ConfigError(f"unknown configuration key {dotted!r} (judge.kind={data['judge']['kind']})")
             node[leaf] = value
-        return type(self).model_validate(data)
+        return _validated(type(self), data, "overrides")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _validated(cls: type[CermConfig], data: dict[str, Any], source: str) -> CermConfig:
+    """``cls`` from ``data``, a validation failure reported as one :class:`ConfigError` line per bad field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as error:
+        fields = "; ".join(_field_problem(problem) for problem in error.errors())
+        raise ConfigError(f"{source}: {fields}") from None
+
+
+def _field_problem(problem: Any) -> str:
+    """``judge.evaluation.max_tokens: Input should be greater than 0`` (the kind tag left out of the path)."""
+    where = ".".join(str(part) for part in problem["loc"] if part not in JUDGE_CONFIGS) or "(top level)"
+    return f"{where}: {problem['msg'].removeprefix('Value error, ')}"

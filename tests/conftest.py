@@ -119,8 +119,8 @@ def checkpoint(small_base_model, tmp_path_factory):
     """A Critic-RM checkpoint (untrained head) written by the same save path training uses."""
     from transformers import AutoTokenizer
 
-    from cerm_reward.critic_rm.model import CriticRewardModel
-    from cerm_reward.critic_rm.sequences import InputLimits
+    from cerm_reward.judges.critic_rm.model import CriticRewardModel
+    from cerm_reward.judges.critic_rm.sequences import InputLimits
 
     folder = tmp_path_factory.mktemp("critic-checkpoint")
     model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))

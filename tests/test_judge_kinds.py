@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from cerm_reward.cli import app
-from cerm_reward.cli_options import judge_settings
-from cerm_reward.config import CermConfig, CriticJudgeConfig, EngineConfig, JudgeConfig, judge_config_of
+from cerm_reward.cli.app import app
+from cerm_reward.cli.options import judge_settings
+from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, EngineConfig, judge_config_of
 
 
 def test_a_config_file_names_the_judge_kind(tmp_path):
@@ -16,7 +16,7 @@ def test_a_config_file_names_the_judge_kind(tmp_path):
     path.write_text("judge:\n  kind: critic_rm\n  checkpoint: /models/critic\n  critiques_per_response: 4\n")
     config = CermConfig.from_file(path)
     assert isinstance(config.judge, CriticJudgeConfig) and config.judge.critiques_per_response == 4
-    assert isinstance(CermConfig().judge, JudgeConfig) and CermConfig().judge.kind == "cerm"  # no kind = CE-RM
+    assert isinstance(CermConfig().judge, CermJudgeConfig) and CermConfig().judge.kind == "cerm"  # no kind = CE-RM
     path.write_text("judge:\n  kind: critic_rm\n  template: cerm-v1\n  checkpoint: x\n")
     with pytest.raises(ValueError, match="template"):  # a CE-RM key under critic_rm is an error, not ignored
         CermConfig.from_file(path)
@@ -34,7 +34,7 @@ def test_overrides_switch_the_kind_first_and_refuse_to_drop_settings():
     tuned = CermConfig().with_overrides({"judge.evaluation.max_tokens": 99})
     with pytest.raises(ValueError, match="cannot be switched to judge.kind=critic_rm"):
         tuned.with_overrides({"judge.kind": "critic_rm", "judge.checkpoint": "/c"})
-    with pytest.raises(KeyError, match="judge.kind=critic_rm"):
+    with pytest.raises(ValueError, match="judge.kind=critic_rm"):
         CermConfig().with_overrides({"judge.kind": "critic_rm", "judge.checkpoint": "/c", "judge.criteria.max_tokens": 8})
     with pytest.raises(ValueError, match="unknown judge kind"):
         CermConfig().with_overrides({"judge.kind": "pairwise"})
@@ -69,8 +69,8 @@ def test_flags_map_to_the_keys_of_the_chosen_kind(tmp_path):
 
 
 def test_failure_values_of_both_kinds():
-    assert JudgeConfig().failed_score is None and JudgeConfig().fallback_score == 5.0
-    minimum = JudgeConfig.model_validate({"failure": {"on_failure": "minimum"}})
+    assert CermJudgeConfig().failed_score is None and CermJudgeConfig().fallback_score == 5.0
+    minimum = CermJudgeConfig.model_validate({"failure": {"on_failure": "minimum"}})
     assert minimum.failed_score == 0.0 and "minimum (0)" in minimum.describe_failure_policy()
     critic = CriticJudgeConfig(checkpoint="c")
     assert critic.failed_score is None and critic.fallback_score == 0.0
@@ -79,7 +79,7 @@ def test_failure_values_of_both_kinds():
 
 
 def test_a_replica_answer_reads_back_as_the_same_kind():
-    for judge in (JudgeConfig(), CriticJudgeConfig(checkpoint="/c", critiques_per_response=2)):
+    for judge in (CermJudgeConfig(), CriticJudgeConfig(checkpoint="/c", critiques_per_response=2)):
         assert judge_config_of(judge.model_dump(mode="json")) == judge
 
 

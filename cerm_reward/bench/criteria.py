@@ -13,7 +13,7 @@ from cerm_reward.bench.figures import Figure, at_least, reported
 from cerm_reward.bench.timing import timed
 from cerm_reward.bench.workload import BenchGroup
 from cerm_reward.criteria_cache import CriteriaCache
-from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.cerm.judge import CermJudge
 
 
 async def unified_criteria(judge: CermJudge, groups_by_n: dict[int, list[BenchGroup]]) -> list[Figure]:

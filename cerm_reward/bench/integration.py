@@ -11,7 +11,7 @@ from cerm_reward.bench.figures import Figure, at_least, reported, skipped
 from cerm_reward.bench.timing import alternate
 from cerm_reward.bench.workload import BenchGroup, response_count, score_groups
 from cerm_reward.config import CermConfig
-from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.cerm.judge import CermJudge
 
 
 async def http_vs_in_process(judge: CermJudge, groups: Sequence[BenchGroup], repeats: int) -> list[Figure]:

@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Sequence
 
 from cerm_reward.bench.workload import BenchGroup
-from cerm_reward.config import JudgeConfig
+from cerm_reward.config import CermJudgeConfig
 from cerm_reward.engines.base import Engine, GenerationParams
 from cerm_reward.judges.templates import JudgeTemplate
 
 
-async def raw_group(engine: Engine, template: JudgeTemplate, group: BenchGroup, config: JudgeConfig) -> int:
+async def raw_group(engine: Engine, template: JudgeTemplate, group: BenchGroup, config: CermJudgeConfig) -> int:
     """Engine calls made: 1 criteria + one per response."""
     criteria = await engine.chat(template.criteria_messages(group.query), GenerationParams.of(config.criteria))
     text = criteria.completions[0].text
@@ -27,5 +27,5 @@ async def raw_group(engine: Engine, template: JudgeTemplate, group: BenchGroup, 
     return 1 + len(group.responses)
 
 
-async def raw_groups(engine: Engine, template: JudgeTemplate, groups: Sequence[BenchGroup], config: JudgeConfig) -> int:
+async def raw_groups(engine: Engine, template: JudgeTemplate, groups: Sequence[BenchGroup], config: CermJudgeConfig) -> int:
     return sum(await asyncio.gather(*(raw_group(engine, template, group, config) for group in groups)))

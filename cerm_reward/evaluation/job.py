@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cerm_reward.evaluation.items import EvalItem, ScoredItem
+from cerm_reward.data.items import EvalItem, ScoredItem
 from cerm_reward.evaluation.metrics import BenchmarkReport, compute_report
 from cerm_reward.evaluation.report import write_json, write_markdown
-from cerm_reward.evaluation.runner import ProgressCallback, RunStats, Scorer, evaluate
+from cerm_reward.evaluation.scoring_loop import ProgressCallback, RunStats, Scorer, evaluate
 from cerm_reward.evaluation.store import ResultStore, ScoreCache
 
 RESULTS_FILE = "results.jsonl"

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerm_reward.evaluation.items import ScoredItem
+from cerm_reward.data.items import ScoredItem
 
 Score = float | None
 
@@ -641,7 +641,7 @@ def rewardbench2_report(scored: Sequence[ScoredItem]) -> BenchmarkReport:
     the subsets is the leaderboard's convention (RewardBench 2 paper), not code we could read.
     The strict rule (chosen strictly above all rejected) is the alternative number.
     """
-    from cerm_reward.evaluation.loaders import is_ties_subset
+    from cerm_reward.data.loaders import is_ties_subset
 
     ties_rows = [s for s in scored if is_ties_subset(s.item.subset)]
     outcomes = []

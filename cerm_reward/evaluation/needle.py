@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cerm_reward.evaluation.items import EvalItem, ScoredItem, content_id, word_count
-from cerm_reward.evaluation.loaders import read_records
+from cerm_reward.data.items import EvalItem, ScoredItem, content_id, word_count
+from cerm_reward.data.loaders import read_records
 
 MIN_CHUNK_WORDS = 30
 CHUNKS_PER_1000_WORDS = 4

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cerm_reward.evaluation.items import ScoredItem, word_count
+from cerm_reward.data.items import ScoredItem, word_count
 from cerm_reward.evaluation.metrics import BenchmarkReport
 from cerm_reward.evaluation.needle import NeedleGrid
 

@@ -1,51 +1,34 @@
-"""Judges as evaluation scorers: the CE-RM group judge and the pairwise baseline.
+"""Judges as evaluation scorers: any group judge and the pairwise baseline.
 
-The runner speaks only :class:`cerm_reward.evaluation.runner.Scorer` (an identity and
-``score(prompt, responses)``). These adapters give our two judges that shape, so
+The runner speaks only :class:`cerm_reward.evaluation.scoring_loop.Scorer` (an identity and
+``score(prompt, responses)``). These adapters give our judges that shape, so
 ``cerm eval`` runs a benchmark with either one, on any engine, through the same store,
 cache and metrics as a file of another model's precomputed scores.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cerm_reward.config import CermConfig, JudgeConfig
-from cerm_reward.evaluation.items import EvalItem, ResponseScore
-from cerm_reward.evaluation.runner import PrecomputedScorer, Scorer
-from cerm_reward.judges.cerm import CermJudge
-from cerm_reward.judges.hosting import judge_on
+from cerm_reward.config import CermConfig
+from cerm_reward.data.items import EvalItem, ResponseScore
+from cerm_reward.evaluation.scoring_loop import PrecomputedScorer, Scorer
+from cerm_reward.judges.base import GroupJudge, settings_digest
 from cerm_reward.judges.pairwise import PairwiseJudge
+from cerm_reward.judges.registry import judge_on
 
 NO_VERDICT = "no_verdict"
 """Failure kind of a response with at least one pairwise game that ended without a verdict."""
 
-# Settings that change how long a run takes but never a score: they stay out of the identity,
-# so raising a timeout does not throw the score cache away.
-_SCORE_NEUTRAL = {"call_timeout_s", "criteria_cache_size"}
 
+class JudgeScorer:
+    """A group judge (any ``judge.kind``) as a scorer: an item's responses are one group."""
 
-def _settings_digest(settings: dict) -> str:
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def cerm_identity(model_id: str, config: JudgeConfig, template_version: str) -> str:
-    """``cerm:<model>:<template>:<digest of the judge settings>``: one cache namespace per configuration."""
-    settings = config.model_dump(mode="json", exclude=_SCORE_NEUTRAL | {"kind"})  # the prefix names the kind
-    return f"cerm:{model_id}:{template_version}:{_settings_digest(settings)}"
-
-
-class CermScorer:
-    """CE-RM as a scorer: an item's responses are one group, judged under one set of criteria."""
-
-    def __init__(self, judge: CermJudge) -> None:
+    def __init__(self, judge: GroupJudge) -> None:
         self.judge = judge
-        self.identity = cerm_identity(judge.engine.model_id, judge.config, judge.template.version)
+        self.identity = judge.identity
 
     async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
         group = await self.judge.score_group(prompt, responses)
@@ -64,7 +47,7 @@ class PairwiseScorer:
     def __init__(self, judge: PairwiseJudge) -> None:
         self.judge = judge
         sampling = judge.sampling.model_dump(mode="json")
-        self.identity = f"pairwise:{judge.engine.model_id}:{_settings_digest(sampling)}"
+        self.identity = f"pairwise:{judge.engine.model_id}:{settings_digest(sampling)}"
 
     async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
         if len(responses) < 2:
@@ -103,14 +86,10 @@ async def open_scorer(
         raise ValueError(
             f"--judge {kind} needs a {expected} judge section, the configuration has judge.kind={settings.judge.kind}"
         )
-    from cerm_reward.engines import open_engine
+    from cerm_reward.engines import opened_engine
 
-    engine = await open_engine(settings.judge_engine)
-    try:
+    async with opened_engine(settings.judge_engine) as engine:
         if kind == "pairwise":
             yield PairwiseScorer(PairwiseJudge(engine, settings.judge.evaluation))
-            return
-        judge = judge_on(engine, settings)
-        yield CermScorer(judge) if isinstance(judge, CermJudge) else judge
-    finally:
-        await engine.aclose()
+        else:
+            yield JudgeScorer(judge_on(engine, settings))

@@ -22,10 +22,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cerm_reward.evaluation.items import EvalItem, ResponseScore, ScoredItem
+from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
+from cerm_reward.errors import CermError
 
 
-class StoreError(RuntimeError):
+class StoreError(CermError):
     """The store file is damaged somewhere other than its last line, or used inconsistently."""
 
 

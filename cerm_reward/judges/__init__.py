@@ -1,2 +1,7 @@
-"""Judges: prompt templates, parsing of judge replies, the CE-RM group judge, and ``hosting``
-(the interface every host holds and ``open_judge``, which opens the judge ``judge.kind`` names)."""
+"""Every inference judge and what hosts need of it.
+
+``base`` (the :class:`~cerm_reward.judges.base.GroupJudge` protocol), ``registry`` (``judge.kind``
+-> settings, opener, CLI flags), one folder per kind (``cerm/``, ``critic_rm/``), the pairwise
+baseline (``pairwise``), and what they share: ``templates``, ``queries`` (input checks and
+rendering) and ``parsing`` (scores, criteria blocks, the repair turn).
+"""

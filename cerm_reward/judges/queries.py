@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cerm_reward.errors import InputError
+
 Query = str | Sequence[dict[str, Any]]
 _ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
-class InvalidInputError(ValueError):
+class InvalidInputError(InputError):
     """A query or response the judge cannot take; the message names the field."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cerm_reward.errors import InputError
 from cerm_reward.judges.queries import InvalidInputError, render_query, validate_responses
 
 
@@ -24,7 +25,7 @@ class RolloutGroup:
     responses: list[str]
 
 
-class RolloutFileError(ValueError):
+class RolloutFileError(InputError):
     """The file has invalid lines; ``problems`` lists (line number, message)."""
 
     def __init__(self, path: Path, problems: list[tuple[int, str]]) -> None:

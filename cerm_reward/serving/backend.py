@@ -11,16 +11,17 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from cerm_reward.config import CermConfig, CriticJudgeConfig, JudgeConfig, judge_config_of
-from cerm_reward.judges.hosting import GroupJudge, open_judge
+from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, judge_config_of
+from cerm_reward.judges.base import GroupJudge
 from cerm_reward.judges.queries import Query
+from cerm_reward.judges.registry import open_judge
 from cerm_reward.results import GroupResult
 
 
 class JudgeBackend(Protocol):
     model_id: str
     template_version: str
-    config: JudgeConfig | CriticJudgeConfig
+    config: CermJudgeConfig | CriticJudgeConfig
 
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult: ...
 

@@ -26,9 +26,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from cerm_reward.config import CermConfig
+from cerm_reward.frozen import FrozenModel
 from cerm_reward.integrations.openrlhf.contract import extra_logs_of, reward_of, to_sample
 from cerm_reward.judges.queries import InvalidInputError, Query, render_query
 from cerm_reward.results import FailureKind, Judgement
@@ -38,10 +39,8 @@ from cerm_reward.serving.metrics import ServerMetrics
 logger = logging.getLogger(__name__)
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(FrozenModel):
     """Limits and security of the server (the judge's own settings live in :class:`CermConfig`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     token: str | None = None
     """Bearer token required on every endpoint but /health (also accepted as ``?token=``,

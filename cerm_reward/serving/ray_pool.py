@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import ray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cerm_reward.config import CermConfig
 from cerm_reward.criteria_cache import query_digest
+from cerm_reward.frozen import FrozenModel
 from cerm_reward.judges.queries import Query, render_query
 from cerm_reward.results import Criteria, GroupResult
 
@@ -35,10 +36,8 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "cerm_reward"
 
 
-class PoolConfig(BaseModel):
+class PoolConfig(FrozenModel):
     """Shape and placement of the pool (the judge's own settings live in :class:`CermConfig`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = "default"
     """Replicas are the actors ``<name>-0`` .. ``<name>-<replicas-1>`` in the ``cerm_reward`` namespace."""
@@ -83,7 +82,7 @@ class JudgeReplica:
     async def _ensure_judge(self):
         async with self._starting:
             if self._judge is None:
-                from cerm_reward.judges.hosting import open_judge
+                from cerm_reward.judges.registry import open_judge
 
                 self._judge = await open_judge(self._config)
         return self._judge

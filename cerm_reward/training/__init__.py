@@ -1,4 +1,2 @@
-"""Training the CE-RM judge: two-stage rewards, grouped advantages and preference-data curation.
-
-Framework-free: verl and OpenRLHF adapters live in ``cerm_reward.integrations``.
-"""
+"""Training the judges: ``cerm`` (CE-RM's two-stage rollout rewards, advantages, data curation)
+and ``critic_rm`` (critique data and joint Bradley-Terry + critique NLL training)."""

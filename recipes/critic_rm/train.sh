@@ -22,9 +22,9 @@ case "$BACKEND" in
   deepspeed) LAUNCH_CONFIG="$HERE/accelerate_deepspeed_zero3.yaml" ;;
   *) echo "BACKEND must be fsdp or deepspeed" >&2; exit 2 ;;
 esac
-accelerate launch --config_file "$LAUNCH_CONFIG" --num_processes "$GPUS" -m cerm_reward.cli \
+accelerate launch --config_file "$LAUNCH_CONFIG" --num_processes "$GPUS" -m cerm_reward.cli.app \
   critic train "$OUT/critiques.jsonl" --base-model "$BASE" -c "$HERE/train.yaml" -o "$OUT/model"
-# torchrun works the same way: torchrun --nproc_per_node "$GPUS" -m cerm_reward.cli critic train ...
+# torchrun works the same way: torchrun --nproc_per_node "$GPUS" -m cerm_reward.cli.app critic train ...
 
 # Stage 3, use it: the critic_rm judge wherever CE-RM runs, e.g.
 #   cerm score rollouts.jsonl -o scores.jsonl --judge critic_rm --checkpoint "$OUT/model"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from cerm_reward.bench.criteria import common_prefix_length, unified_criteria
 from cerm_reward.bench.figures import at_least, reported
-from cerm_reward.bench.runner import BEGIN, END, write_report
+from cerm_reward.bench.suite import BEGIN, END, write_report
 from cerm_reward.bench.workload import BenchGroup, Corpus, bench_judge_config
 from cerm_reward.config import SamplingConfig
-from cerm_reward.judges.cerm import CermJudge
+from cerm_reward.judges.cerm.judge import CermJudge
 from cerm_reward.judges.pairwise import PairwiseJudge, pairwise_messages, parse_verdict
 from tests.scripted_engine import ScriptedEngine
 

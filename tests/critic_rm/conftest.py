@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cerm_reward.critic_rm.builder import CritiqueDataBuilder
+from cerm_reward.training.critic_rm.builder import CritiqueDataBuilder
 from tests.critic_rm.helpers import BUILD_CONFIG, PAIRS, llmbar_pairs
 
 

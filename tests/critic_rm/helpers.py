@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from cerm_reward.config import SamplingConfig
-from cerm_reward.critic_rm.builder import PreferencePair, pairs_from_items
-from cerm_reward.critic_rm.config import BuildConfig
+from cerm_reward.training.critic_rm.builder import PreferencePair, pairs_from_items
+from cerm_reward.training.critic_rm.config import BuildConfig
 
 LLMBAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "llmbar" / "Natural.json"
 PAIRS = 16
@@ -27,7 +27,7 @@ BUILD_CONFIG = BuildConfig(
 
 
 def llmbar_pairs(count: int) -> list[PreferencePair]:
-    from cerm_reward.evaluation.loaders import load_llmbar
+    from cerm_reward.data.loaders import load_llmbar
 
     if not LLMBAR.is_file():
         pytest.skip(f"{LLMBAR} not found (the shared LLMBar data is read in place)")

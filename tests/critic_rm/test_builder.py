@@ -7,7 +7,10 @@ import statistics
 import pytest
 
 from cerm_reward.config import SamplingConfig
-from cerm_reward.critic_rm.builder import (
+from cerm_reward.judges.critic_rm.templates import fill, load_critic_template
+from cerm_reward.judges.parsing import parse_evaluation
+from cerm_reward.results import FailureKind
+from cerm_reward.training.critic_rm.builder import (
     CritiqueDataBuilder,
     CritiqueSample,
     consistency_filter,
@@ -15,9 +18,6 @@ from cerm_reward.critic_rm.builder import (
     read_records,
     write_records,
 )
-from cerm_reward.critic_rm.templates import fill, load_critic_template
-from cerm_reward.judges.parsing import parse_evaluation
-from cerm_reward.results import FailureKind
 from tests.critic_rm.helpers import BUILD_CONFIG, PAIRS, llmbar_pairs
 
 
@@ -170,7 +170,7 @@ def test_builder_judge_and_cli_load_no_framework():
     import sys
 
     code = (
-        "import sys, cerm_reward.critic_rm.builder, cerm_reward.critic_rm.judge, cerm_reward.critic_rm.cli; "
+        "import sys, cerm_reward.training.critic_rm.builder, cerm_reward.judges.critic_rm.judge, cerm_reward.cli.critic; "
         "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -10,11 +10,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from cerm_reward.cli import app
-from cerm_reward.critic_rm.builder import RECORD_FORMAT, write_records
-from cerm_reward.critic_rm.config import LmWeightSchedule
-from cerm_reward.critic_rm.model import HEAD_DIR, HEAD_WEIGHTS
-from cerm_reward.critic_rm.objective import lm_weight_at
+from cerm_reward.cli.app import app
+from cerm_reward.judges.critic_rm.model import HEAD_DIR, HEAD_WEIGHTS
+from cerm_reward.training.critic_rm.builder import RECORD_FORMAT, write_records
+from cerm_reward.training.critic_rm.config import LmWeightSchedule
+from cerm_reward.training.critic_rm.objective import lm_weight_at
 from tests.critic_rm.helpers import llmbar_pairs
 
 
@@ -56,7 +56,7 @@ def test_train_command_writes_a_checkpoint_and_the_scheduled_log(small_base_mode
 def test_train_runs_data_parallel_on_two_processes_under_torchrun(small_base_model, tmp_path):
     """The multi-process path the FSDP and ZeRO-3 recipes take, on CPU: torchrun starts 2 ranks that
     join over gloo; accelerate's FSDP and DeepSpeed plugins themselves need GPUs (docs/critic_rm.md)."""
-    from cerm_reward.critic_rm.head_scorer import HeadScorer
+    from cerm_reward.judges.critic_rm.head_scorer import HeadScorer
 
     write_training_records(tmp_path / "records.jsonl", 4)
     (tmp_path / "train.yaml").write_text(

@@ -31,7 +31,7 @@ CRITIQUE_TOKENS = 24
 
 @pytest.fixture(scope="module")
 def head(checkpoint):
-    from cerm_reward.critic_rm.head_scorer import HeadScorer
+    from cerm_reward.judges.critic_rm.head_scorer import HeadScorer
 
     return HeadScorer.load(checkpoint, device="cpu")
 

@@ -7,10 +7,10 @@ import statistics
 import pytest
 
 from cerm_reward.config import CriticJudgeConfig, SamplingConfig
-from cerm_reward.critic_rm.judge import CriticRmJudge
-from cerm_reward.evaluation.loaders import load_llmbar
-from cerm_reward.evaluation.runner import Scorer, evaluate
+from cerm_reward.data.loaders import load_llmbar
+from cerm_reward.evaluation.scoring_loop import Scorer, evaluate
 from cerm_reward.evaluation.store import ResultStore
+from cerm_reward.judges.critic_rm.judge import CriticRmJudge
 from cerm_reward.results import FailureKind
 from tests.critic_rm.helpers import LLMBAR
 

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from cerm_reward.critic_rm.config import LmWeightSchedule
-from cerm_reward.critic_rm.objective import (
-    IGNORE_INDEX,
+from cerm_reward.judges.critic_rm.model import next_token_targets
+from cerm_reward.judges.critic_rm.sequences import IGNORE_INDEX
+from cerm_reward.training.critic_rm.config import LmWeightSchedule
+from cerm_reward.training.critic_rm.objective import (
     bradley_terry_loss,
     critique_nll,
     joint_loss,
     lm_weight_at,
-    next_token_targets,
     pairwise_accuracy,
     training_progress,
 )

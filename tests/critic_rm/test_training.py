@@ -7,11 +7,11 @@ import statistics
 import pytest
 import torch
 
-from cerm_reward.critic_rm.config import LmWeightSchedule, TrainConfig
-from cerm_reward.critic_rm.head_scorer import HeadScorer
-from cerm_reward.critic_rm.model import HEAD_CONFIG, HEAD_DIR, HEAD_WEIGHTS
-from cerm_reward.critic_rm.objective import critique_nll, lm_weight_at
-from cerm_reward.critic_rm.training import PairCollator, build_trainer
+from cerm_reward.judges.critic_rm.head_scorer import HeadScorer
+from cerm_reward.judges.critic_rm.model import HEAD_CONFIG, HEAD_DIR, HEAD_WEIGHTS
+from cerm_reward.training.critic_rm.config import LmWeightSchedule, TrainConfig
+from cerm_reward.training.critic_rm.objective import critique_nll, lm_weight_at
+from cerm_reward.training.critic_rm.trainer import PairCollator, build_trainer
 
 pytestmark = pytest.mark.engine
 

@@ -3,12 +3,12 @@
 import httpx
 import pytest
 
-from cerm_reward import CermJudge, JudgeConfig
+from cerm_reward import CermJudge, CermJudgeConfig
 from cerm_reward.config import EngineConfig, FailurePolicy
 from cerm_reward.engines import open_engine
 from cerm_reward.engines.base import EngineError, GenerationParams, PromptTooLongError
 from cerm_reward.engines.openai_http import normalise_base_url
-from cerm_reward.judges.cerm import score_regex
+from cerm_reward.judges.cerm.judge import score_regex
 from cerm_reward.judges.parsing import parse_evaluation
 from tests.conftest import SERVED_NAME, TEST_CONTEXT
 
@@ -70,7 +70,7 @@ async def test_errors_are_engine_errors(http_engine, vllm_server):
 async def test_judge_over_http_shares_criteria_and_repairs(http_engine):
     judge = CermJudge(
         http_engine,
-        JudgeConfig(
+        CermJudgeConfig(
             criteria={"max_tokens": 48}, evaluation={"max_tokens": 16}, failure=FailurePolicy(max_resamples=0, repair=True)
         ),
     )

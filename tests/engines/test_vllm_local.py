@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from cerm_reward import CermJudge, FailureKind, JudgeConfig
+from cerm_reward import CermJudge, CermJudgeConfig, FailureKind
 from cerm_reward.config import FailurePolicy
 from cerm_reward.engines.base import GenerationParams, PromptTooLongError
 from cerm_reward.engines.embedded import EMBEDDED_MODEL_ID
-from cerm_reward.judges.cerm import score_regex
+from cerm_reward.judges.cerm.judge import score_regex
 from cerm_reward.judges.parsing import parse_evaluation
 
 pytestmark = pytest.mark.engine
@@ -16,7 +16,7 @@ QUERY = "What is the capital of Australia?"
 GROUP = ["Canberra is the capital of Australia.", "Sydney.", "I am not sure.", "The capital is Canberra, chosen in 1908."]
 
 
-def small(**overrides) -> JudgeConfig:
+def small(**overrides) -> CermJudgeConfig:
     settings = {
         "criteria": {"max_tokens": 48},
         "evaluation": {"max_tokens": 48},
@@ -24,7 +24,7 @@ def small(**overrides) -> JudgeConfig:
         "failure": FailurePolicy(max_resamples=0, repair=True),
     }
     settings.update(overrides)
-    return JudgeConfig(**settings)
+    return CermJudgeConfig(**settings)
 
 
 async def test_engine_identity_and_structured_output(embedded_engine):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cerm_reward.evaluation.items import EvalItem, ResponseScore, ScoredItem
+from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 """The read-only benchmark data beside the checkout (never copied into the repository)."""

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from cerm_reward.evaluation.items import EvalItem
-from cerm_reward.evaluation.loaders import LOADERS, FormatError, load_items, looks_like_eval_items
+from cerm_reward.data.items import EvalItem
+from cerm_reward.data.loaders import LOADERS, FormatError, load_items, looks_like_eval_items
 from tests.evaluation.helpers import SHARED_DATA
 
 LLMBAR = SHARED_DATA / "llmbar"

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from cerm_reward.evaluation.items import EvalItem, ResponseScore, ScoredItem, word_count
+from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem, word_count
 from cerm_reward.evaluation.metrics import compute_report
 from cerm_reward.evaluation.needle import (
     FactPair,

@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import pytest
 
-from cerm_reward.evaluation.items import ResponseScore
-from cerm_reward.evaluation.loaders import load_items
+from cerm_reward.data.items import ResponseScore
+from cerm_reward.data.loaders import load_items
 from cerm_reward.evaluation.metrics import compute_report
-from cerm_reward.evaluation.runner import PrecomputedScorer, Scorer, evaluate
+from cerm_reward.evaluation.scoring_loop import PrecomputedScorer, Scorer, evaluate
 from cerm_reward.evaluation.store import ResultStore
 from tests.evaluation.helpers import SHARED_DATA
 from tests.evaluation.test_store import make_items

@@ -4,12 +4,14 @@ import itertools
 
 import pytest
 
-from cerm_reward.config import JudgeConfig, SamplingConfig
-from cerm_reward.evaluation.items import EvalItem, ScoredItem
+from cerm_reward.config import CermJudgeConfig, SamplingConfig
+from cerm_reward.data.items import EvalItem, ScoredItem
 from cerm_reward.evaluation.job import select_items
 from cerm_reward.evaluation.metrics import PairVerdicts, judgebench_pairwise_report, judgebench_report
-from cerm_reward.evaluation.scorers import NO_VERDICT, PairwiseScorer, cerm_identity
+from cerm_reward.evaluation.scorers import NO_VERDICT, PairwiseScorer
+from cerm_reward.judges.cerm.judge import CermJudge
 from cerm_reward.judges.pairwise import PairwiseJudge
+from cerm_reward.judges.templates import load_template
 from tests.scripted_engine import Call, ScriptedEngine
 
 
@@ -29,12 +31,16 @@ def test_limit_takes_items_round_robin_over_subsets_in_file_order():
 
 
 def test_cerm_identity_follows_the_scores_settings_but_not_timeouts():
-    base = JudgeConfig()
-    same = cerm_identity("m", base, "cerm-v1")
-    assert cerm_identity("m", base.model_copy(update={"call_timeout_s": 5.0}), "cerm-v1") == same
-    assert cerm_identity("m", base.model_copy(update={"samples_per_response": 3}), "cerm-v1") != same
-    assert cerm_identity("other", base, "cerm-v1") != same
-    assert cerm_identity("m", base, "cerm-v2") != same
+    def identity(model: str = "m", template: str = "cerm-v1", **changes) -> str:
+        config = CermJudgeConfig().model_copy(update=changes)
+        judge = CermJudge(ScriptedEngine(lambda call: "", model_id=model), config, template=load_template(template))
+        return judge.identity
+
+    same = identity()
+    assert same.startswith("cerm:m:cerm-v1:")
+    assert identity(call_timeout_s=5.0) == same
+    assert identity(samples_per_response=3) != same
+    assert identity(model="other") != same
 
 
 VERDICT_TEXT = {"A": "Response A is better. [[A]]", "B": "[[B]]", "C": "Equal. [[C]]", None: "I cannot decide."}

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cerm_reward.evaluation.items import EvalItem, ResponseScore
-from cerm_reward.evaluation.runner import evaluate
+from cerm_reward.data.items import EvalItem, ResponseScore
+from cerm_reward.evaluation.scoring_loop import evaluate
 from cerm_reward.evaluation.store import ResultStore, ScoreCache, StoreError
 
 

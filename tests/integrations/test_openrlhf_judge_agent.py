@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("openrlhf")
 
 from cerm_reward.engines.embedded import embedded_checkpoint  # noqa: E402
-from cerm_reward.training.rewards import pair_rewards  # noqa: E402
-from cerm_reward.training.settings import RewardSettings, TwoStageSettings  # noqa: E402
+from cerm_reward.training.cerm.rewards import pair_rewards  # noqa: E402
+from cerm_reward.training.cerm.settings import RewardSettings, TwoStageSettings  # noqa: E402
 
 PAIR = {"pair_id": "p1", "query": "Name a prime number above 10.", "chosen": "11 is prime.", "rejected": "12 is prime."}
 

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from cerm_reward import CermJudge, FailureKind, InvalidInputError, JudgeConfig
+from cerm_reward import CermJudge, CermJudgeConfig, FailureKind, InvalidInputError
 from cerm_reward.config import FailurePolicy
 from cerm_reward.engines.base import EngineError, PromptTooLongError
-from cerm_reward.judges.cerm import CriteriaUnavailable
+from cerm_reward.judges.cerm.judge import CriteriaUnavailable
 from tests.scripted_engine import ScriptedEngine
 
 CRITERIA = "Analysis.\n[Start of Criteria]\n1. Accuracy: correct facts.\n2. Clarity: easy to follow.\n[End of Criteria]"
@@ -34,7 +34,7 @@ def judge_by_response(scores: dict[str, object], *, criteria=CRITERIA, repair_re
 def make_judge(reply, **config) -> tuple[CermJudge, ScriptedEngine]:
     engine_kwargs = {k: config.pop(k) for k in ("max_model_len", "delay_s") if k in config}
     engine = ScriptedEngine(reply, **engine_kwargs)
-    return CermJudge(engine, JudgeConfig(**config)), engine
+    return CermJudge(engine, CermJudgeConfig(**config)), engine
 
 
 async def test_one_criteria_turn_per_group_and_three_message_evaluations():

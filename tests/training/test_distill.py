@@ -4,10 +4,10 @@ The teacher's protocol on a real model is tested against vLLM in tests/engines; 
 keep / drop decision and the row layout are under test.
 """
 
-from cerm_reward import CermJudge, JudgeConfig
+from cerm_reward import CermJudge, CermJudgeConfig
+from cerm_reward.data.pairs import PreferencePair
 from cerm_reward.judges.templates import load_template
-from cerm_reward.training.distill import distill_conversations
-from cerm_reward.training.pairs import PreferencePair
+from cerm_reward.training.cerm.distill import distill_conversations
 from tests.judges.test_cerm_judge import CRITERIA, judge_by_response
 from tests.scripted_engine import ScriptedEngine
 
@@ -19,7 +19,7 @@ def pair(id: str, chosen: str, rejected: str) -> PreferencePair:
 
 
 async def test_only_pairs_the_teacher_ranks_right_become_two_conversations():
-    judge = CermJudge(ScriptedEngine(judge_by_response(TEACHER)), JudgeConfig(failure={"max_resamples": 0}))
+    judge = CermJudge(ScriptedEngine(judge_by_response(TEACHER)), CermJudgeConfig(failure={"max_resamples": 0}))
     pairs = [pair("a", "right", "worse"), pair("b", "worse", "right"), pair("c", "tie", "tie"), pair("d", "right", "garbled")]
     rows, counts = await distill_conversations(pairs, judge)
 
@@ -34,7 +34,7 @@ async def test_only_pairs_the_teacher_ranks_right_become_two_conversations():
 async def test_a_repaired_score_is_not_distilled():
     judge = CermJudge(
         ScriptedEngine(judge_by_response({"right": "good \\boxed{8}", "cut": "no score"}, repair_reply="\\boxed{1}")),
-        JudgeConfig(failure={"max_resamples": 0, "repair": True}),
+        CermJudgeConfig(failure={"max_resamples": 0, "repair": True}),
     )
     rows, counts = await distill_conversations([pair("a", "right", "cut")], judge)
     assert rows == [] and dict(counts) == {"unscored": 1}

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from cerm_reward.config import JudgeConfig, SamplingConfig
+from cerm_reward.config import CermJudgeConfig, SamplingConfig
+from cerm_reward.data.pairs import PreferencePair, read_pairs
 from cerm_reward.engines.embedded import embedded_checkpoint
 from cerm_reward.judges.templates import load_template
-from cerm_reward.training.curation import CurationReport, DifficultyTally, deduplicate, drop_degenerate
-from cerm_reward.training.lengths import stage2_prompt_bound
-from cerm_reward.training.outputs import (
+from cerm_reward.training.cerm.curation import CurationReport, DifficultyTally, deduplicate, drop_degenerate
+from cerm_reward.training.cerm.lengths import stage2_prompt_bound
+from cerm_reward.training.cerm.outputs import (
     TWO_STAGE_AGENT_NAME,
     openrlhf_judge_lines,
     verl_judge_rows,
     write_jsonl,
     write_verl_parquet,
 )
-from cerm_reward.training.pairs import PreferencePair, read_pairs
-from cerm_reward.training.prepare import CurationOptions, curate
+from cerm_reward.training.cerm.prepare import CurationOptions, curate
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
@@ -117,7 +117,7 @@ def test_real_pairs_go_through_curation_into_verl_dataset_and_openrlhf_lines(tmp
 async def test_difficulty_filter_scores_real_pairs_with_the_embedded_judge(embedded_engine, tokenizer):
     natural = read_pairs(DATA / "llmbar" / "Natural.json", "llmbar")
     pairs = sorted(natural, key=lambda p: len(p.query) + len(p.chosen) + len(p.rejected))[:2]  # the two shortest
-    judge = JudgeConfig(
+    judge = CermJudgeConfig(
         criteria=SamplingConfig(max_tokens=24, temperature=0.8),
         evaluation=SamplingConfig(max_tokens=16, temperature=0.8),
         failure={"max_resamples": 0, "repair": True},
@@ -149,7 +149,7 @@ def test_one_difficulty_round_is_refused(tokenizer):
 def test_cli_prepare_data_writes_both_layouts(tmp_path):
     from typer.testing import CliRunner
 
-    from cerm_reward.cli import app
+    from cerm_reward.cli.app import app
 
     verl_path, openrlhf_path = tmp_path / "train.parquet", tmp_path / "train.jsonl"
     result = CliRunner().invoke(

@@ -10,9 +10,9 @@ The pair below has two criteria with two evaluations of each response under each
 
 import pytest
 
-from cerm_reward.training.advantages import Branch, group_id, normalise_group, pair_advantages
-from cerm_reward.training.rewards import pair_rewards
-from cerm_reward.training.settings import AdvantageSettings, RewardSettings, TwoStageSettings
+from cerm_reward.training.cerm.advantages import Branch, group_id, normalise_group, pair_advantages
+from cerm_reward.training.cerm.rewards import pair_rewards
+from cerm_reward.training.cerm.settings import AdvantageSettings, RewardSettings, TwoStageSettings
 
 CHOSEN = [[8.0, 6.0], [None, 9.0]]
 REJECTED = [[5.0, 6.0], [3.0, None]]

@@ -6,7 +6,7 @@ rollout becomes, per sample, one criteria and one evaluation of each response in
     [criteria prompt | criteria | eval prompt(chosen) | e+ | eval prompt(rejected) | e-]
 
 with the three generated spans as ``action_ranges`` (the only trained tokens). The reward is the
-criteria reward of :mod:`cerm_reward.training.rewards` (1 when e+ scores above e-, ties and
+criteria reward of :mod:`cerm_reward.training.cerm.rewards` (1 when e+ scores above e-, ties and
 failures as configured), and ``--rollout.n_samples_per_prompt`` = K_c samples of the pair are
 normalised together by ``--algo.advantage.estimator group_norm``. Compared with the verl loop
 this is an approximation, said plainly in docs/training.md: one advantage per sequence instead of
@@ -14,7 +14,7 @@ three groups, one evaluation per response per criteria, and e- is written with e
 
 Rows come from ``cerm train prepare-data --openrlhf-output``: ``prompt`` = the query, ``label`` =
 the pair as JSON. Settings: ``CERM_TRAINING_CONFIG`` = a YAML of
-:class:`cerm_reward.training.settings.TwoStageSettings` (read at import; defaults otherwise).
+:class:`cerm_reward.training.cerm.settings.TwoStageSettings` (read at import; defaults otherwise).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from openrlhf.utils.agent import AgentExecutorBase
 
 from cerm_reward.judges.parsing import extract_criteria_items, parse_evaluation
 from cerm_reward.judges.templates import load_template
-from cerm_reward.training.rewards import pair_rewards
-from cerm_reward.training.sequence import injected_turn_ids
-from cerm_reward.training.settings import TwoStageSettings
+from cerm_reward.training.cerm.chat_turns import injected_turn_ids
+from cerm_reward.training.cerm.rewards import pair_rewards
+from cerm_reward.training.cerm.settings import TwoStageSettings
 
 
 def _settings() -> TwoStageSettings:

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cerm_reward.errors import InputError
+
 PROMPT_KEYS = ("prompt", "messages", "question", "query", "instruction", "input")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(InputError):
     """A row the converter cannot turn into a chat prompt; the message names the row and key."""
 
 

@@ -4,7 +4,7 @@
 of a prompt in one worker process (``AgentLoopWorkerTQ._run_prompt``) and passes each its
 ``session_id``. With ``rollout.n`` = K_c * (1 + 2n) (20 with the paper's numbers), the first
 session of a pair to arrive runs the whole two-stage rollout once
-(:func:`cerm_reward.training.rollout.two_stage_rollout`), and every session returns its own
+(:func:`cerm_reward.training.cerm.rollout.two_stage_rollout`), and every session returns its own
 trajectory as one ordinary output. A single output per session matters: with a list of outputs
 verl copies the last output's reward onto the others, which would erase per-trajectory rewards.
 
@@ -31,11 +31,11 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetr
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from cerm_reward.judges.templates import load_template
-from cerm_reward.training.lengths import template_overhead
-from cerm_reward.training.outputs import TWO_STAGE_AGENT_NAME
-from cerm_reward.training.rewards import PairRewards
-from cerm_reward.training.rollout import Generated, Trajectory, two_stage_rollout
-from cerm_reward.training.settings import TwoStageSettings
+from cerm_reward.training.cerm.lengths import template_overhead
+from cerm_reward.training.cerm.outputs import TWO_STAGE_AGENT_NAME
+from cerm_reward.training.cerm.rewards import PairRewards
+from cerm_reward.training.cerm.rollout import Generated, Trajectory, two_stage_rollout
+from cerm_reward.training.cerm.settings import TwoStageSettings
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import hydra
 
+from cerm_reward.errors import ConfigError
 
-class RewardSwitchError(ValueError):
+
+class RewardSwitchError(ConfigError):
     """``reward_model`` holds a plain value: a switch was given that nothing applied."""
 
 

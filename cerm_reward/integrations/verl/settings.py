@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from cerm_reward.config import CermConfig
+from cerm_reward.frozen import FrozenModel
 from cerm_reward.serving.ray_pool import PoolConfig
 
 
-class PolicyOutputSettings(BaseModel):
+class PolicyOutputSettings(FrozenModel):
     """How a policy rollout is cleaned before the judge sees it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     strip_think: bool = True
     """Drop ``<think>...</think>`` reasoning: the judge scores the answer the user would read."""
@@ -26,19 +25,15 @@ class PolicyOutputSettings(BaseModel):
     think_close: str = "</think>"
 
 
-class MetricsSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class MetricsSettings(FrozenModel):
     enable: bool = True
     """Add ``cerm/*`` judge metrics to every step verl logs (console, W&B, ...)."""
     table_rows: int = Field(default=4, ge=0)
     """Criteria/critique examples per step in the W&B table ``cerm/examples`` (0 = none)."""
 
 
-class VerlJudgeSettings(BaseModel):
+class VerlJudgeSettings(FrozenModel):
     """``reward.cerm`` in a verl config (see ``config/reward/cerm.yaml`` for the commented defaults)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     config: str | None = None
     """A ``cerm config`` YAML (engine + judge); ``engine`` and ``judge`` below override its keys."""

@@ -12,6 +12,7 @@ import yaml
 pytest.importorskip("verl")
 
 
+from cerm_reward.errors import ConfigError  # noqa: E402
 from cerm_reward.integrations.verl.batches import compose_trainer_config  # noqa: E402
 from cerm_reward.integrations.verl.main_ppo import RewardSwitchError, check_reward_switch  # noqa: E402
 from cerm_reward.integrations.verl.settings import VerlJudgeSettings  # noqa: E402
@@ -105,7 +106,7 @@ def test_the_critic_rm_switch_keeps_the_manager_and_pool_and_selects_the_critic_
     assert routed.judge_engine.kind == "http" and isinstance(routed.judge, CriticJudgeConfig)  # verl hosts the critic
     with pytest.raises(ValueError, match="judge.checkpoint is required"):
         VerlJudgeSettings.from_trainer_config(compose_trainer_config(switch)).cerm_config()
-    with pytest.raises(KeyError, match="judge.criteria"):  # a CE-RM key under critic_rm names itself
+    with pytest.raises(ConfigError, match="judge.criteria"):  # a CE-RM key under critic_rm names itself
         VerlJudgeSettings.from_trainer_config(
             compose_trainer_config(switch, checkpoint, "reward.cerm.judge.criteria.max_tokens=8")
         ).cerm_config()

@@ -15,10 +15,10 @@ pytest.importorskip("verl")
 
 from cerm_reward.engines.embedded import embedded_checkpoint  # noqa: E402
 from cerm_reward.integrations.verl.batches import compose_trainer_config  # noqa: E402
-from cerm_reward.training.advantages import Branch, group_id, pair_advantages  # noqa: E402
-from cerm_reward.training.outputs import TWO_STAGE_AGENT_NAME  # noqa: E402
-from cerm_reward.training.rewards import pair_rewards  # noqa: E402
-from cerm_reward.training.settings import AdvantageSettings, RewardSettings, TwoStageSettings  # noqa: E402
+from cerm_reward.training.cerm.advantages import Branch, group_id, pair_advantages  # noqa: E402
+from cerm_reward.training.cerm.outputs import TWO_STAGE_AGENT_NAME  # noqa: E402
+from cerm_reward.training.cerm.rewards import pair_rewards  # noqa: E402
+from cerm_reward.training.cerm.settings import AdvantageSettings, RewardSettings, TwoStageSettings  # noqa: E402
 
 PAIR = {
     "pair_id": "p-primes",

@@ -1,0 +1,2 @@
+"""Benchmark and preference data: evaluation items, their loaders, and the one preference-pair type
+that judge training reads."""
