@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cerm-installed
 
 setup: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	# compat mode: a plain path entry, so Hydra can scan the hydra_plugins namespace package.
