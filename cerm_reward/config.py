@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
@@ -247,7 +247,7 @@ class CermConfig(FrozenModel):
             raise ConfigError(f"{path}: cannot read the configuration: {error}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping with 'engine' and/or 'judge'")
-        return _validated(cls, data, str(path))
+        return validated(cls, data, str(path))
 
     def with_overrides(self, overrides: dict[str, Any]) -> CermConfig:
         """Apply dotted overrides such as ``{"judge.evaluation.max_tokens": 256}`` (None = keep).
@@ -276,14 +276,21 @@ class CermConfig(FrozenModel):
             if not isinstance(node, dict) or leaf not in node:
                 raise ConfigError(f"unknown configuration key {dotted!r} (judge.kind={data['judge']['kind']})")
             node[leaf] = value
-        return _validated(type(self), data, "overrides")
+        return validated(type(self), data, "overrides")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _validated(cls: type[CermConfig], data: dict[str, Any], source: str) -> CermConfig:
-    """``cls`` from ``data``, a validation failure reported as one :class:`ConfigError` line per bad field."""
+Settings = TypeVar("Settings", bound=FrozenModel)
+
+
+def validated(cls: type[Settings], data: Any, source: str) -> Settings:
+    """``cls`` from ``data``, a validation failure reported as one :class:`ConfigError` line per bad field.
+
+    Every settings model read from a user's file or flags goes through here, so a bad value is a
+    user error naming its field (``cerm`` exit code 2), never a pydantic traceback.
+    """
     try:
         return cls.model_validate(data)
     except ValidationError as error:
