@@ -49,7 +49,7 @@ Step = Callable[[str], None]
 
 async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[Figure]:
     """Every requested section; ``step`` is told each section's name as it starts (progress)."""
-    from cerm_reward.engines import open_engine
+    from cerm_reward.engines import opened_engine
     from cerm_reward.judges.cerm.judge import CermJudge
 
     corpus = Corpus.read(options.data)
@@ -59,9 +59,9 @@ async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[
     workload = corpus.groups(options.groups, options.n)
 
     step("starting the in-process engine")
-    engine = await open_engine(options.engine_config())
-    judge = CermJudge(engine, judge_config)
-    try:
+    # closed before the pool sections: their replicas bring their own engines
+    async with opened_engine(options.engine_config()) as engine:
+        judge = CermJudge(engine, judge_config)
         if "unified" in wanted:
             step("unified criteria")
             figures += await criteria.unified_criteria(judge, {n: corpus.groups(2, n) for n in options.group_sizes})
@@ -78,8 +78,6 @@ async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[
         if "http" in wanted:
             step("HTTP server vs in-process")
             figures += await integration.http_vs_in_process(judge, workload, options.repeats)
-    finally:
-        await engine.aclose()  # the pool's replicas bring their own engines
     if wanted & {"overhead", "verl", "scaling"}:
         figures += await _pool_sections(options, judge_config, workload, step)
     return figures

@@ -16,6 +16,7 @@ from typing import Any
 
 from cerm_reward.data.items import EvalItem, content_id, ensure_unique_ids, word_count
 from cerm_reward.errors import InputError
+from cerm_reward.jsonl import read_jsonl
 from cerm_reward.judges.queries import render_query
 
 Loader = Callable[[Path], list[EvalItem]]
@@ -28,20 +29,12 @@ class FormatError(InputError):
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
+def read_rows(path: str | Path) -> list[Any]:
     """Rows of one ``.jsonl`` file (one object a line) or ``.json`` file (a list, or ``{"data": [...]}``)."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise FormatError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-        return rows
-    data = json.loads(text)
+        return [row for _, row in read_jsonl(path)]
+    data = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -110,7 +103,7 @@ def _chosen_rejected_item(
 
 def _rows(path: Path) -> Iterable[tuple[Path, int, dict[str, Any]]]:
     for file in _files(path):
-        for index, row in enumerate(read_records(file)):
+        for index, row in enumerate(read_rows(file)):
             yield file, index, row
 
 
@@ -420,7 +413,7 @@ def load_eval_items(path: Path) -> list[EvalItem]:
 def looks_like_eval_items(path: Path) -> bool:
     """Whether the first row of ``path`` has the fields of an ``EvalItem`` row (``--format`` may then be left out)."""
     try:
-        rows = read_records(_files(path)[0])
+        rows = read_rows(_files(path)[0])
     except (OSError, ValueError):
         return False
     return bool(rows) and isinstance(rows[0], dict) and {"benchmark", "responses", "chosen", "rejected"} <= rows[0].keys()

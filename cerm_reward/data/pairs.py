@@ -1,17 +1,18 @@
 """Preference pairs for judge training, read from the formats users hold them in.
 
-A judge-training example is one (query, chosen, rejected) triple. The benchmark layouts the
-evaluation harness already reads (``pairs`` jsonl/json, LLMBar, RM-Bench, ...) come through its
-loaders, so a file that ``cerm eval`` accepts is accepted here with the same checks. Tables the
-loaders do not read (a ``.parquet`` file, a Hugging Face dataset name or folder) go through
-``datasets``; there ``chosen``/``rejected`` may also be whole chats ending with the assistant
-answer (the common HF preference layout), and the query is then the chat before that answer.
+A judge-training example is one (query, chosen, rejected) triple, for CE-RM's judge training and
+Critic-RM's data builder alike. The benchmark layouts the evaluation harness already reads
+(``pairs`` jsonl/json, LLMBar, RM-Bench, ...) come through its loaders, so a file that
+``cerm eval`` accepts is accepted here with the same checks. Tables the loaders do not read (a
+``.parquet`` file, a Hugging Face dataset name or folder) go through ``datasets``; there
+``chosen``/``rejected`` may also be whole chats ending with the assistant answer (the common HF
+preference layout), and the query is then the chat before that answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,30 @@ from cerm_reward.judges.queries import render_query
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """One training pair; ``id`` is stable (the source's id, or a content hash) and unique in a dataset."""
+    """One training pair, for every trainer: CE-RM's judge training and Critic-RM's data builder.
+
+    ``id`` comes from :func:`pair_id`: the same pair gets the same id whichever file or layout
+    it was read from, and a rerun over the same data finds the same ids.
+    """
 
     id: str
     query: str
+    """The rendered query (:func:`~cerm_reward.judges.queries.render_query`), as the judges read it."""
     chosen: str
     rejected: str
     source: str
+    """The benchmark or file the pair came from."""
     subset: str
-    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_id(source_id: str | None, query: str, chosen: str, rejected: str) -> str:
+    """The source's id when it names this one pair, else a hash of the pair's content.
+
+    An item with several chosen or rejected responses has no id of its own per pair, so its
+    pairs are hashed too; a position-based suffix would change meaning when the data is
+    reordered or capped.
+    """
+    return source_id if source_id is not None else content_id(query, chosen, rejected)
 
 
 class PairFormatError(InputError):
@@ -45,15 +61,11 @@ def pairs_from_items(items: Iterable[EvalItem], max_pairs_per_item: int | None =
     """
     for item in items:
         combos = [(c, r) for c in item.chosen for r in item.rejected]
-        for number, (c, r) in enumerate(combos[:max_pairs_per_item] if max_pairs_per_item else combos):
+        for c, r in combos[:max_pairs_per_item] if max_pairs_per_item else combos:
+            chosen, rejected = item.responses[c], item.responses[r]
+            own_id = item.id if len(combos) == 1 else None
             yield PreferencePair(
-                id=item.id if len(combos) == 1 else f"{item.id}:{number}",
-                query=item.prompt,
-                chosen=item.responses[c],
-                rejected=item.responses[r],
-                source=item.benchmark,
-                subset=item.subset,
-                meta={"chosen_index": c, "rejected_index": r},
+                pair_id(own_id, item.prompt, chosen, rejected), item.prompt, chosen, rejected, item.benchmark, item.subset
             )
 
 
@@ -85,8 +97,10 @@ def pair_from_row(row: dict[str, Any], *, index: int, source: str) -> Preference
         query = render_query(prompt)
     except ValueError as error:
         raise PairFormatError(f"{where}.prompt: {error}") from error
-    pair_id = str(row["id"]) if row.get("id") is not None else content_id(query, chosen, rejected)
-    return PreferencePair(pair_id, query, chosen, rejected, source, str(row.get("subset") or source))
+    own_id = str(row["id"]) if row.get("id") is not None else None
+    return PreferencePair(
+        pair_id(own_id, query, chosen, rejected), query, chosen, rejected, source, str(row.get("subset") or source)
+    )
 
 
 def _table_rows(source: str, split: str) -> Iterator[dict[str, Any]]:

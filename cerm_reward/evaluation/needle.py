@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cerm_reward.data.items import EvalItem, ScoredItem, content_id, word_count
-from cerm_reward.data.loaders import read_records
+from cerm_reward.data.loaders import read_rows
 
 MIN_CHUNK_WORDS = 30
 CHUNKS_PER_1000_WORDS = 4
@@ -129,7 +129,7 @@ class FactPair:
 
 def load_fact_pairs(path: str | Path) -> list[FactPair]:
     """``{"true": ..., "false": ...}`` rows (JSONL or a JSON list)."""
-    return [FactPair(str(row["true"]), str(row["false"])) for row in read_records(path)]
+    return [FactPair(str(row["true"]), str(row["false"])) for row in read_rows(path)]
 
 
 def _insert_after_first_sentence(chunk: str, sentence: str) -> str:
@@ -171,7 +171,7 @@ class SafetyPhrase:
 
 def load_safety_phrases(path: str | Path) -> list[SafetyPhrase]:
     """``{"safe": ..., "harmful": ...}`` rows (``benign`` is accepted for ``safe``)."""
-    return [SafetyPhrase(str(row.get("safe", row.get("benign"))), str(row["harmful"])) for row in read_records(path)]
+    return [SafetyPhrase(str(row.get("safe", row.get("benign"))), str(row["harmful"])) for row in read_rows(path)]
 
 
 class SafetyPerturbation:
@@ -232,7 +232,7 @@ class NeedleBase:
 def load_needle_bases(path: str | Path) -> list[NeedleBase]:
     """``{"id"?, "prompt", "response"}`` rows."""
     bases = []
-    for row in read_records(path):
+    for row in read_rows(path):
         prompt, response = str(row["prompt"]), str(row["response"])
         bases.append(NeedleBase(str(row.get("id") or content_id(prompt, response)), prompt, response))
     return bases

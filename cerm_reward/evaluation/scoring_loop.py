@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
-from cerm_reward.data.loaders import read_records
+from cerm_reward.data.loaders import read_rows
 from cerm_reward.evaluation.store import ResultStore, ScoreCache
 from cerm_reward.results import FailureKind
 
@@ -203,7 +203,7 @@ class PrecomputedScorer:
         self.unknown_ids: list[str] = []
         self._scores: dict[tuple[str, str], ResponseScore] = {}
         by_id = {item.id: item for item in items}
-        for row in read_records(self.path):
+        for row in read_rows(self.path):
             item_id = str(row.get("id"))
             item = by_id.get(item_id)
             if item is None:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
-from cerm_reward.errors import CermError
+from cerm_reward.errors import CermError, InputError
+from cerm_reward.jsonl import append_jsonl, complete_lines, loads_line, sync, truncate
 
 
 class StoreError(CermError):
@@ -61,33 +61,25 @@ class ResultStore:
         if not self.path.exists():
             return
         data = self.path.read_bytes()
-        good_end = 0
-        position = 0
-        while position < len(data):
-            newline = data.find(b"\n", position)
-            if newline == -1:  # a last line without its newline: the write was interrupted
+        lines, good_end = complete_lines(data)
+        for line in lines:
+            if line.is_blank():
+                continue
+            try:
+                record = loads_line(line.text, path=self.path, number=line.number)
+                if not isinstance(record, dict) or "id" not in record:
+                    raise InputError(f"{self.path}:{line.number}: not a record")
+            except InputError as exc:
+                if data[line.end :].strip():
+                    raise StoreError(f"{self.path}: damaged line at byte {line.start} ({exc}); not a torn tail") from exc
+                good_end = line.start  # a complete but unreadable last line: treat like a torn tail
                 break
-            line = data[position:newline]
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                    if not isinstance(record, dict) or "id" not in record:
-                        raise ValueError("not a record")
-                except ValueError as exc:
-                    if data[newline + 1 :].strip():
-                        raise StoreError(f"{self.path}: damaged line at byte {position} ({exc}); not a torn tail") from exc
-                    break  # a complete but unreadable last line: treat like a torn tail
-                if record["id"] in self._records:
-                    raise StoreError(f"{self.path}: id {record['id']!r} appears twice")
-                self._records[record["id"]] = record
-            position = newline + 1
-            good_end = position
+            if record["id"] in self._records:
+                raise StoreError(f"{self.path}: id {record['id']!r} appears twice")
+            self._records[record["id"]] = record
         if good_end < len(data):
             self.truncated_bytes = len(data) - good_end
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good_end)
-                handle.flush()
-                os.fsync(handle.fileno())
+            truncate(self.path, good_end)
 
     # -- reading --
 
@@ -132,8 +124,7 @@ class ResultStore:
         }
         if extra:
             record.update(extra)
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-        self._file.write(line)
+        append_jsonl(self._file, [record], compact=True, durable=False)
         self._pending += 1
         if self._pending >= self.fsync_every:
             self.sync()
@@ -143,8 +134,7 @@ class ResultStore:
         """Flush and fsync what was appended."""
         if self._file.closed:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        sync(self._file)
         self._pending = 0
 
     def close(self) -> None:

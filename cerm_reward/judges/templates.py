@@ -55,14 +55,6 @@ class JudgeTemplate:
             {"role": "user", "content": self.evaluation_prompt(response)},
         ]
 
-    def repair_messages(self, evaluation_messages: list[dict[str, str]], evaluation_text: str) -> list[dict[str, str]]:
-        """The format-repair turn: the evaluation turn, its failed reply, then a request for the score alone."""
-        return [
-            *evaluation_messages,
-            {"role": "assistant", "content": evaluation_text},
-            {"role": "user", "content": self.repair},
-        ]
-
 
 def builtin_versions() -> list[str]:
     root = resources.files(__package__).joinpath(_BUILTIN_DIR)

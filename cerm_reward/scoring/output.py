@@ -8,10 +8,11 @@ present: nothing is lost and nothing is written twice.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
+
+from cerm_reward.errors import InputError
+from cerm_reward.jsonl import append_jsonl, complete_lines, loads_line, truncate
 
 
 class ResumableJsonlWriter:
@@ -22,26 +23,28 @@ class ResumableJsonlWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self._load_existing()
-        self._handle = path.open("a", encoding="utf-8")
+        self._handle = path.open("ab")
 
     def _load_existing(self) -> None:
+        """Note every line already written; then cut a partial last line (it will be redone).
+
+        A file that holds anything but score lines is refused before it is touched.
+        """
         data = self.path.read_bytes()
-        keep = len(data)
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1  # a line cut by a kill: drop it, it will be redone
-            self.repaired_tail = True
-        complete = data[:keep]
-        for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
+        lines, keep = complete_lines(data)
+        for line in lines:
+            if line.is_blank():
                 continue
+            record = loads_line(line.text, path=self.path, number=line.number)
             try:
-                record = json.loads(line)
                 self.done.add((str(record["id"]), int(record["response_index"])))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{self.path}:{number}: not a cerm score output line ({error}); refusing to append") from None
+            except (KeyError, TypeError, ValueError) as error:
+                raise InputError(
+                    f"{self.path}:{line.number}: not a cerm score output line ({error}); refusing to append"
+                ) from None
         if keep != len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(keep)
+            truncate(self.path, keep)
+            self.repaired_tail = True
 
     def is_done(self, group_id: str, response_index: int) -> bool:
         return (group_id, response_index) in self.done
@@ -51,9 +54,7 @@ class ResumableJsonlWriter:
         fresh = [r for r in records if (str(r["id"]), int(r["response_index"])) not in self.done]
         if not fresh:
             return 0
-        self._handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        append_jsonl(self._handle, fresh)
         self.done.update((str(r["id"]), int(r["response_index"])) for r in fresh)
         return len(fresh)
 

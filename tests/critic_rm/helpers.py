@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cerm_reward.config import SamplingConfig
-from cerm_reward.training.critic_rm.builder import PreferencePair, pairs_from_items
+from cerm_reward.data.pairs import PreferencePair, read_pairs
 from cerm_reward.training.critic_rm.config import BuildConfig
 
 LLMBAR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "llmbar" / "Natural.json"
@@ -27,8 +27,6 @@ BUILD_CONFIG = BuildConfig(
 
 
 def llmbar_pairs(count: int) -> list[PreferencePair]:
-    from cerm_reward.data.loaders import load_llmbar
-
     if not LLMBAR.is_file():
         pytest.skip(f"{LLMBAR} not found (the shared LLMBar data is read in place)")
-    return pairs_from_items(load_llmbar(LLMBAR))[:count]
+    return read_pairs(LLMBAR, "llmbar")[:count]

@@ -7,18 +7,25 @@ import statistics
 import pytest
 
 from cerm_reward.config import SamplingConfig
+from cerm_reward.data.pairs import PreferencePair
+from cerm_reward.errors import InputError
+from cerm_reward.jsonl import write_jsonl
 from cerm_reward.judges.critic_rm.templates import fill, load_critic_template
 from cerm_reward.judges.parsing import parse_evaluation
+from cerm_reward.judges.repair import score_regex
+from cerm_reward.judges.templates import load_template
 from cerm_reward.results import FailureKind
 from cerm_reward.training.critic_rm.builder import (
+    RECORD_FORMAT,
     CritiqueDataBuilder,
     CritiqueSample,
     consistency_filter,
     parse_rank,
-    read_records,
-    write_records,
+    read_build_records,
 )
+from cerm_reward.training.critic_rm.config import BuildConfig
 from tests.critic_rm.helpers import BUILD_CONFIG, PAIRS, llmbar_pairs
+from tests.scripted_engine import ScriptedEngine
 
 
 def _samples(*scores):
@@ -58,6 +65,35 @@ def test_slots_are_filled_in_one_pass():
     assert fill("{query} / {response}", query="say {response}", response="ok") == "say {response} / ok"
     messages = load_critic_template().rank_messages("Q", "R", ["first", "second"])
     assert "[Start of Review 2]\nsecond\n[End of Review 2]" in messages[0]["content"]
+
+
+async def test_scripted_critic_a_critique_without_a_score_is_repaired_by_the_shared_repair_turn():
+    """Scripted engine (exact critic text): the builder's repair turn is CE-RM's, and counted on the builder."""
+    template = load_critic_template()
+
+    def reply(call):
+        if len(call.messages) == 3:  # critique, its reply, the repair request
+            return "\\boxed{2}" if "worse answer" in call.messages[0]["content"] else "\\boxed{9}"
+        return "A critique that forgot its score."
+
+    engine = ScriptedEngine(reply)
+    config = BuildConfig(critiques_per_response=1, repair=True, refinement="none")
+    pair = PreferencePair("p", "Which is better?", "better answer", "worse answer", "test", "test")
+    builder = CritiqueDataBuilder(engine, config, template)
+    [record] = await builder.build([pair])
+
+    [chosen] = record["provenance"]["chosen_samples"]
+    assert (chosen["score"], chosen["failure"], chosen["repaired"]) == (9.0, None, True)
+    assert chosen["detail"] == "repaired after no_score: \\boxed{9}"
+    assert record["kept"] and record["id"] == "p" and record["prompt"] == "Which is better?"
+    repair_calls = [call for call in engine.calls if len(call.messages) == 3]
+    assert len(repair_calls) == 2
+    assert repair_calls[0].messages[1:] == [
+        {"role": "assistant", "content": "A critique that forgot its score."},
+        {"role": "user", "content": load_template("cerm-v1").repair},
+    ]
+    assert repair_calls[0].params.regex == score_regex(config.score_range)
+    assert builder.stats.repairs_attempted == builder.stats.repairs_succeeded == 2
 
 
 def _expected_decision(record):
@@ -106,8 +142,8 @@ async def test_builder_on_llmbar_filter_decisions_match_the_sampled_scores(built
     assert sum(stats.sample_failures.values()) == failures_seen  # unparsable critiques are counted, not zeroed
     assert stats.repairs_attempted >= stats.repairs_succeeded
     assert any(sample["text"].strip() for r in records for sample in r["provenance"]["chosen_samples"])
-    write_records(records, tmp_path / "build.jsonl")
-    assert read_records(tmp_path / "build.jsonl") == records
+    write_jsonl(records, tmp_path / "build.jsonl")
+    assert read_build_records(tmp_path / "build.jsonl") == records
 
 
 @pytest.mark.engine
@@ -174,3 +210,10 @@ def test_builder_judge_and_cli_load_no_framework():
         "print(sorted(m for m in ('torch', 'transformers', 'vllm') if m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_reading_build_records_refuses_a_line_of_another_kind(tmp_path):
+    path = tmp_path / "records.jsonl"
+    write_jsonl([{"format": RECORD_FORMAT, "id": "a"}, {"id": "b", "prompt": "q"}], path)
+    with pytest.raises(InputError, match=rf"records\.jsonl:2: not a {RECORD_FORMAT} record"):
+        read_build_records(path)

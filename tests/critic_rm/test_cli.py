@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cerm_reward.cli.app import app
+from cerm_reward.jsonl import write_jsonl
 from cerm_reward.judges.critic_rm.model import HEAD_DIR, HEAD_WEIGHTS
-from cerm_reward.training.critic_rm.builder import RECORD_FORMAT, write_records
+from cerm_reward.training.critic_rm.builder import RECORD_FORMAT
 from cerm_reward.training.critic_rm.config import LmWeightSchedule
 from cerm_reward.training.critic_rm.objective import lm_weight_at
 from tests.critic_rm.helpers import llmbar_pairs
@@ -24,7 +25,7 @@ def write_training_records(path, pairs: int) -> None:
         {
             "format": RECORD_FORMAT,
             "id": pair.id,
-            "prompt": pair.prompt,
+            "prompt": pair.query,
             "chosen": pair.chosen,
             "rejected": pair.rejected,
             "kept": index == 0,
@@ -34,7 +35,7 @@ def write_training_records(path, pairs: int) -> None:
         }
         for index, pair in enumerate(llmbar_pairs(pairs))
     ]
-    write_records(records, path)
+    write_jsonl(records, path)
 
 
 def test_train_command_writes_a_checkpoint_and_the_scheduled_log(small_base_model, tmp_path):

@@ -8,8 +8,8 @@ from cerm_reward.config import EngineConfig, FailurePolicy
 from cerm_reward.engines import open_engine
 from cerm_reward.engines.base import EngineError, GenerationParams, PromptTooLongError
 from cerm_reward.engines.openai_http import normalise_base_url
-from cerm_reward.judges.cerm.judge import score_regex
 from cerm_reward.judges.parsing import parse_evaluation
+from cerm_reward.judges.repair import score_regex
 from tests.conftest import SERVED_NAME, TEST_CONTEXT
 
 pytestmark = pytest.mark.server

@@ -8,8 +8,8 @@ from cerm_reward import CermJudge, CermJudgeConfig, FailureKind
 from cerm_reward.config import FailurePolicy
 from cerm_reward.engines.base import GenerationParams, PromptTooLongError
 from cerm_reward.engines.embedded import EMBEDDED_MODEL_ID
-from cerm_reward.judges.cerm.judge import score_regex
 from cerm_reward.judges.parsing import parse_evaluation
+from cerm_reward.judges.repair import score_regex
 
 pytestmark = pytest.mark.engine
 QUERY = "What is the capital of Australia?"

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from cerm_reward.config import CermJudgeConfig, SamplingConfig
-from cerm_reward.data.pairs import PreferencePair, read_pairs
+from cerm_reward.data.items import EvalItem, content_id
+from cerm_reward.data.pairs import PreferencePair, pairs_from_items, read_pairs
 from cerm_reward.engines.embedded import embedded_checkpoint
+from cerm_reward.jsonl import write_jsonl
 from cerm_reward.judges.templates import load_template
 from cerm_reward.training.cerm.curation import CurationReport, DifficultyTally, deduplicate, drop_degenerate
 from cerm_reward.training.cerm.lengths import stage2_prompt_bound
@@ -21,7 +23,6 @@ from cerm_reward.training.cerm.outputs import (
     TWO_STAGE_AGENT_NAME,
     openrlhf_judge_lines,
     verl_judge_rows,
-    write_jsonl,
     write_verl_parquet,
 )
 from cerm_reward.training.cerm.prepare import CurationOptions, curate
@@ -53,6 +54,21 @@ def test_degenerate_pairs_and_whitespace_duplicates_are_dropped_and_counted():
     kept = deduplicate(drop_degenerate(pairs, report), report)
     assert [p.id for p in kept] == ["a", "e"]
     assert (report.degenerate, report.duplicates) == (2, 1)
+
+
+def test_a_pair_keeps_its_sources_id_or_gets_one_from_its_content_whatever_the_layout(tmp_path):
+    import pandas as pd
+
+    single = EvalItem("llmbar-7", "llmbar", "Natural", "Q?", ["good", "bad"], [0], [1])
+    several = EvalItem("rm-3", "rm-bench", "chat", "Q?", ["good", "fine", "bad"], [0, 1], [2])
+    (kept_id,) = pairs_from_items([single])
+    assert kept_id.id == "llmbar-7"
+    hashed = list(pairs_from_items([several]))
+    assert [p.id for p in hashed] == [content_id("Q?", "good", "bad"), content_id("Q?", "fine", "bad")]
+    assert [p.id for p in pairs_from_items([several], max_pairs_per_item=1)] == [hashed[0].id]  # a cap renames nothing
+    path = tmp_path / "prefs.parquet"
+    pd.DataFrame([{"prompt": "Q?", "chosen": "good", "rejected": "bad"}]).to_parquet(path)
+    assert read_pairs(str(path), "table")[0].id == hashed[0].id  # the same pair from a table: the same id
 
 
 def test_table_rows_with_chat_responses_become_pairs(tmp_path):

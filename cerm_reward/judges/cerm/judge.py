@@ -21,9 +21,11 @@ from typing import Any
 from cerm_reward.config import CermJudgeConfig
 from cerm_reward.criteria_cache import CriteriaCache, CriteriaKey, Lookup, normalise_query
 from cerm_reward.engines.base import CallFailed, Engine, GenerationParams, Messages, chat_within
+from cerm_reward.errors import ConfigError
 from cerm_reward.judges.base import settings_digest
 from cerm_reward.judges.parsing import extract_criteria_items, parse_evaluation
 from cerm_reward.judges.queries import Query, render_query, validate_responses
+from cerm_reward.judges.repair import ScoreRepair
 from cerm_reward.judges.templates import JudgeTemplate, load_template
 from cerm_reward.results import (
     RECOVERABLE_BY_REPAIR,
@@ -48,13 +50,6 @@ class CriteriaUnavailable(RuntimeError):
         self.detail = detail
 
 
-def score_regex(score_range: tuple[float, float]) -> str:
-    """Structured-output regex for ``\\boxed{s}`` with s an integer or half point inside the range."""
-    low, high = int(score_range[0]), int(score_range[1])
-    below_top = "|".join(str(value) for value in range(high - 1, low - 1, -1))
-    return rf"\\boxed\{{(?:{high}|(?:{below_top})(?:\.5)?)\}}"
-
-
 class CermJudge:
     """Scores groups of responses to one query with CE-RM's unified criteria."""
 
@@ -72,7 +67,7 @@ class CermJudge:
         self.template = template or load_template(self.config.template)
         self.cache: CriteriaCache[Criteria] = cache or CriteriaCache(self.config.criteria_cache_size)
         self.stats = stats or JudgeStats()
-        self._score_regex = score_regex(self.config.score_range)
+        self._repair_turn = ScoreRepair(self.template.repair, self.config.score_range, self.config.failure.repair_max_tokens)
         self._check_budgets()
         logger.info(
             "CE-RM judge: model=%s template=%s samples/response=%d (%s); %s",
@@ -110,7 +105,7 @@ class CermJudge:
         for name, flag in (("criteria", "--criteria-max-tokens"), ("evaluation", "--eval-max-tokens")):
             budget = getattr(self.config, name).max_tokens
             if context is not None and budget + self.config.context_margin_tokens >= context:
-                raise ValueError(
+                raise ConfigError(
                     f"judge.{name}.max_tokens={budget} leaves no room for the prompt in the {context}-token "
                     f"context of {self.engine.model_id}; lower it (e.g. {flag} 512)"
                 )
@@ -308,22 +303,18 @@ class CermJudge:
     async def _repair(self, sample: SampleOutcome, messages: Messages, usage: TokenUsage) -> None:
         """Ask for the score alone under a regex constraint; on success the sample is marked repaired."""
         self.stats.repairs_attempted += 1
-        repair_messages = self.template.repair_messages(messages, sample.text)
-        params = GenerationParams(max_tokens=self.config.failure.repair_max_tokens, temperature=0.0, regex=self._score_regex)
         try:
-            result = await self._call(repair_messages, params)
+            reply = await self._repair_turn.ask(self._call, messages, sample.text)
         except CallFailed as error:
             self.stats.count_attempt_failure(error.kind)
             return
-        completion = result.completions[0]
-        usage.add(result.usage)
-        parsed = parse_evaluation(completion.text, score_range=self.config.score_range)
-        if parsed.score is None:
+        usage.add(reply.usage)
+        if reply.score is None:
             return
         self.stats.repairs_succeeded += 1
         assert sample.failure is not None
-        sample.detail = f"repaired after {sample.failure.value}: {completion.text.strip()}"
-        sample.score, sample.failure, sample.repaired = parsed.score, None, True
+        sample.detail = reply.detail(sample.failure.value)
+        sample.score, sample.failure, sample.repaired = reply.score, None, True
 
     async def _fit_response(self, query_text: str, criteria: Criteria, response: str) -> str | CallFailed:
         """The response as is, cut to fit the context, or the failure to report."""

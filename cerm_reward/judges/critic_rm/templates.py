@@ -52,10 +52,6 @@ class CriticTemplate:
         content = fill(self.rank, query=query, response=response, critiques=number_critiques(critiques))
         return [{"role": "user", "content": content}]
 
-    def repair_messages(self, messages: list[dict[str, str]], reply: str) -> list[dict[str, str]]:
-        """Ask for the overall score alone after a critique that gave none."""
-        return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": self.repair}]
-
 
 def load_critic_template(version: str = DEFAULT_CRITIC_TEMPLATE) -> CriticTemplate:
     folder = resources.files(__package__).joinpath("templates", version)

@@ -12,42 +12,24 @@ the head can still learn from the labels the filter dropped.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cerm_reward.data.pairs import PreferencePair
 from cerm_reward.engines.base import CallFailed, Engine, GenerationParams, Messages, chat_within
-from cerm_reward.judges.cerm.judge import score_regex
+from cerm_reward.errors import InputError
+from cerm_reward.jsonl import read_jsonl
 from cerm_reward.judges.critic_rm.templates import CriticTemplate, load_critic_template
 from cerm_reward.judges.parsing import find_boxed, parse_evaluation, parse_number
+from cerm_reward.judges.repair import ScoreRepair
 from cerm_reward.results import RECOVERABLE_BY_REPAIR, FailureKind
 from cerm_reward.training.critic_rm.config import BuildConfig
 
 RECORD_FORMAT = "critic-rm-build-v1"
-
-
-@dataclass(frozen=True)
-class PreferencePair:
-    id: str
-    prompt: str
-    chosen: str
-    rejected: str
-
-
-def pairs_from_items(items: Iterable[Any]) -> list[PreferencePair]:
-    """Preference pairs from evaluation items (``cerm_reward.data.loaders``): every (chosen, rejected)."""
-    pairs = []
-    for item in items:
-        several = len(item.chosen) * len(item.rejected) > 1
-        for c in item.chosen:
-            for r in item.rejected:
-                pair_id = f"{item.id}:{c}>{r}" if several else item.id
-                pairs.append(PreferencePair(pair_id, item.prompt, item.responses[c], item.responses[r]))
-    return pairs
 
 
 @dataclass
@@ -169,7 +151,7 @@ class CritiqueDataBuilder:
         self.config = config or BuildConfig()
         self.template = template or load_critic_template(self.config.template)
         self.stats = BuildStats()
-        self._score_regex = score_regex(self.config.score_range)
+        self._repair_turn = ScoreRepair(self.template.repair, self.config.score_range, self.config.repair_max_tokens)
 
     async def build(
         self, pairs: Sequence[PreferencePair], on_record: Callable[[dict[str, Any]], None] | None = None
@@ -188,13 +170,13 @@ class CritiqueDataBuilder:
 
     async def build_pair(self, pair: PreferencePair) -> dict[str, Any]:
         chosen, rejected = await asyncio.gather(
-            self.sample_critiques(pair.prompt, pair.chosen), self.sample_critiques(pair.prompt, pair.rejected)
+            self.sample_critiques(pair.query, pair.chosen), self.sample_critiques(pair.query, pair.rejected)
         )
         decision = consistency_filter(chosen, rejected)
         if decision.kept:
             chosen_refined, rejected_refined = await asyncio.gather(
-                self._refine(pair.prompt, pair.chosen, chosen, decision.consistent_chosen, "chosen", decision),
-                self._refine(pair.prompt, pair.rejected, rejected, decision.consistent_rejected, "rejected", decision),
+                self._refine(pair.query, pair.chosen, chosen, decision.consistent_chosen, "chosen", decision),
+                self._refine(pair.query, pair.rejected, rejected, decision.consistent_rejected, "rejected", decision),
             )
         else:
             chosen_refined, rejected_refined = _first_valid(chosen), _first_valid(rejected)
@@ -206,7 +188,7 @@ class CritiqueDataBuilder:
         return {
             "format": RECORD_FORMAT,
             "id": pair.id,
-            "prompt": pair.prompt,
+            "prompt": pair.query,
             "chosen": pair.chosen,
             "rejected": pair.rejected,
             "kept": decision.kept,
@@ -247,16 +229,15 @@ class CritiqueDataBuilder:
 
     async def _repair(self, messages: Messages, sample: CritiqueSample) -> None:
         self.stats.repairs_attempted += 1
-        params = GenerationParams(max_tokens=self.config.repair_max_tokens, temperature=0.0, regex=self._score_regex)
         try:
-            result = await self._call(self.template.repair_messages(messages, sample.text), params)
+            reply = await self._repair_turn.ask(self._call, messages, sample.text)
         except CallFailed:
             return
-        parsed = parse_evaluation(result.completions[0].text, score_range=self.config.score_range)
-        if parsed.score is not None:
+        if reply.score is not None:
             self.stats.repairs_succeeded += 1
-            sample.detail = f"repaired after {sample.failure}: {result.completions[0].text.strip()}"
-            sample.score, sample.failure, sample.repaired = parsed.score, None, True
+            assert sample.failure is not None
+            sample.detail = reply.detail(sample.failure)
+            sample.score, sample.failure, sample.repaired = reply.score, None, True
 
     async def _refine(
         self,
@@ -345,20 +326,11 @@ def _first_valid(samples: list[CritiqueSample]) -> Refined:
     return Refined(samples[index].text, "unfiltered_first_valid", [index], score=samples[index].score)
 
 
-def write_records(records: Iterable[dict[str, Any]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_build_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``cerm critic build-data`` file; a line of any other kind is an :class:`InputError`."""
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        if record.get("format") != RECORD_FORMAT:
-            raise ValueError(f"{path}:{number}: not a {RECORD_FORMAT} record")
+    for number, record in read_jsonl(path):
+        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+            raise InputError(f"{path}:{number}: not a {RECORD_FORMAT} record")
         records.append(record)
     return records
