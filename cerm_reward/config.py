@@ -255,7 +255,8 @@ class CermConfig(FrozenModel):
         ``judge.kind`` is applied first: switching the judge type starts its section from that
         type's defaults, and is refused when the current section holds settings it would drop.
         """
-        data = self.model_dump()
+        full = self.model_dump()
+        data = self.model_dump(exclude_unset=True)  # what was set stays set: see judges/budgets.py
         kind = overrides.get("judge.kind")
         if kind is not None and kind != self.judge.kind:
             if kind not in JUDGE_CONFIGS:
@@ -265,16 +266,18 @@ class CermConfig(FrozenModel):
                     f"the configuration's judge section sets {self.judge.kind} settings; "
                     f"it cannot be switched to judge.kind={kind} (start the section from kind: {kind})"
                 )
-            data["judge"] = _judge_defaults(kind)
+            full["judge"] = _judge_defaults(kind)
+            data["judge"] = {"kind": kind}
         for dotted, value in overrides.items():
             if value is None:
                 continue
-            node = data
             *parents, leaf = dotted.split(".")
+            known, node = full, data
             for name in parents:
-                node = node.get(name) if isinstance(node, dict) else None
-            if not isinstance(node, dict) or leaf not in node:
-                raise ConfigError(f"unknown configuration key {dotted!r} (judge.kind={data['judge']['kind']})")
+                known = known.get(name) if isinstance(known, dict) else None
+                node = node.setdefault(name, {}) if isinstance(known, dict) else node
+            if not isinstance(known, dict) or leaf not in known:
+                raise ConfigError(f"unknown configuration key {dotted!r} (judge.kind={full['judge']['kind']})")
             node[leaf] = value
         return validated(type(self), data, "overrides")
 
