@@ -3,12 +3,16 @@ command-line flags, the Ray replica's answer and verl's `reward=critic_rm` group
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import pytest
 from typer.testing import CliRunner
 
 from cerm_reward.cli.app import app
-from cerm_reward.cli.options import judge_settings
+from cerm_reward.cli.flags import JudgeFlags, judge_settings
 from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, EngineConfig, judge_config_of
+from cerm_reward.errors import ConfigError
+from cerm_reward.judges.registry import JUDGE_KINDS
 
 
 def test_a_config_file_names_the_judge_kind(tmp_path):
@@ -51,21 +55,28 @@ def test_a_critic_checkpoint_is_its_own_critic_unless_another_engine_is_named():
 
 
 def test_flags_map_to_the_keys_of_the_chosen_kind(tmp_path):
-    flags = {"judge": "critic_rm", "checkpoint": tmp_path, "eval_max_tokens": 48, "samples": 3, "model": "m"}
+    flags = JudgeFlags(judge="critic_rm", checkpoint=tmp_path, eval_max_tokens=48, samples=3, model="m")
     config = judge_settings(None, flags)
     assert isinstance(config.judge, CriticJudgeConfig) and config.judge.checkpoint == str(tmp_path)
     assert config.judge.critique.max_tokens == 48 and config.judge.critiques_per_response == 3
     assert config.engine.model == "m"
-    cerm = judge_settings(None, {"judge": None, "eval_max_tokens": 48, "samples": 3})
+    cerm = judge_settings(None, JudgeFlags(eval_max_tokens=48, samples=3))
     assert cerm.judge.evaluation.max_tokens == 48 and cerm.judge.samples_per_response == 3
-    with pytest.raises(ValueError, match="--criteria-max-tokens does not apply to the critic_rm judge"):
-        judge_settings(None, {**flags, "criteria_max_tokens": 8})
-    with pytest.raises(ValueError, match="--repair/--no-repair does not apply to the critic_rm judge"):
-        judge_settings(None, {**flags, "repair": False})
-    with pytest.raises(ValueError, match="--checkpoint does not apply to the cerm judge"):
-        judge_settings(None, {"judge": "cerm", "checkpoint": tmp_path})
-    # `cerm eval --judge pairwise` is not a judge kind: the configuration's kind (cerm) stays
-    assert judge_settings(None, {"judge": "pairwise", "eval_max_tokens": 16}).judge.evaluation.max_tokens == 16
+    with pytest.raises(ConfigError, match="--criteria-max-tokens does not apply to the critic_rm judge"):
+        judge_settings(None, replace(flags, criteria_max_tokens=8))
+    with pytest.raises(ConfigError, match="--repair/--no-repair does not apply to the critic_rm judge"):
+        judge_settings(None, replace(flags, repair=False))
+    with pytest.raises(ConfigError, match="--checkpoint does not apply to the cerm judge"):
+        judge_settings(None, JudgeFlags(judge="cerm", checkpoint=tmp_path))
+    with pytest.raises(ConfigError, match="unknown judge kind 'pairwise'"):
+        judge_settings(None, JudgeFlags(judge="pairwise"))
+
+
+def test_every_flag_a_judge_kind_maps_is_a_cli_flag():
+    """The registry's flag names are JudgeFlags fields: a renamed flag fails here, not silently at run time."""
+    declared = {field.name for field in fields(JudgeFlags)}
+    for kind in JUDGE_KINDS.values():
+        assert set(kind.flags) <= declared, kind.name
 
 
 def test_failure_values_of_both_kinds():
@@ -90,3 +101,10 @@ def test_cerm_config_shows_the_critic_defaults(tmp_path):
     assert "critiques_per_response: 1" in result.stdout and "excluded" in result.stdout
     refused = CliRunner().invoke(app, ["config", "--judge", "critic_rm"])
     assert refused.exit_code == 2 and "judge.checkpoint is required" in refused.output
+
+
+def test_cerm_config_refuses_an_unknown_judge_kind_with_the_choices():
+    refused = CliRunner().invoke(app, ["config", "--judge", "bogus"])
+    message = " ".join(refused.output.replace("│", " ").split())  # typer draws the error in a box
+    assert refused.exit_code == 2
+    assert "Invalid value for '--judge'" in message and "'bogus' is not one of 'cerm', 'critic_rm'" in message

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cerm_reward.config import CermJudgeConfig, FailurePolicy, SamplingConfig
+from cerm_reward.errors import InputError
 from cerm_reward.judges.queries import render_query
 from cerm_reward.scoring.rollouts import read_rollouts
 
@@ -49,7 +50,7 @@ class Corpus:
     def read(cls, path: Path) -> Corpus:
         groups, _ = read_rollouts(path)
         if not groups:
-            raise ValueError(f"{path}: no rollout groups")
+            raise InputError(f"{path}: no rollout groups")
         responses = [response for group in groups for response in group.responses if response.strip()]
         return cls([render_query(group.query) for group in groups], responses)
 

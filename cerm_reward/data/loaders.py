@@ -34,7 +34,10 @@ def read_rows(path: str | Path) -> list[Any]:
     path = Path(path)
     if path.suffix == ".jsonl":
         return [row for _, row in read_jsonl(path)]
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        raise FormatError(f"{path}: not JSON ({error})") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -50,7 +53,7 @@ def _files(path: Path) -> list[Path]:
             raise FormatError(f"{path}: no .json or .jsonl files")
         return files
     if not path.exists():
-        raise FileNotFoundError(path)
+        raise InputError(f"{path}: no such file or directory")
     return [path]
 
 

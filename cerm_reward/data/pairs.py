@@ -106,10 +106,13 @@ def pair_from_row(row: dict[str, Any], *, index: int, source: str) -> Preference
 def _table_rows(source: str, split: str) -> Iterator[dict[str, Any]]:
     import datasets
 
-    if Path(source).suffix.lower() == ".parquet":
-        yield from datasets.load_dataset("parquet", data_files=source, split="train")
-    else:
-        yield from datasets.load_dataset(source, split=split)
+    try:
+        if Path(source).suffix.lower() == ".parquet":
+            yield from datasets.load_dataset("parquet", data_files=source, split="train")
+        else:
+            yield from datasets.load_dataset(source, split=split)
+    except FileNotFoundError as error:  # datasets' DatasetNotFoundError too: the user named no table it can find
+        raise PairFormatError(f"{source}: {error}") from None
 
 
 TABLE_FORMAT = "table"

@@ -14,6 +14,7 @@ import httpx
 
 from cerm_reward.config import EngineConfig
 from cerm_reward.engines.base import ChatResult, Completion, EngineError, GenerationParams, Messages, PromptTooLongError
+from cerm_reward.errors import ConfigError
 
 _TOO_LONG_MARKERS = ("maximum context length", "longer than the maximum", "too long", "exceeds the max")
 
@@ -40,7 +41,7 @@ class OpenAIHttpEngine:
     async def connect(cls, config: EngineConfig) -> OpenAIHttpEngine:
         """Open a client and learn the served model (and its context length when the server says)."""
         if not config.base_url:
-            raise ValueError("engine.base_url is required for the http engine")
+            raise ConfigError("engine.base_url is required for the http engine")
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         limits = httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency)
         client = httpx.AsyncClient(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cerm_reward.data.items import EvalItem, ScoredItem
+from cerm_reward.errors import ConfigError
 from cerm_reward.evaluation.metrics import BenchmarkReport, compute_report
 from cerm_reward.evaluation.report import write_json, write_markdown
 from cerm_reward.evaluation.scoring_loop import ProgressCallback, RunStats, Scorer, evaluate
@@ -40,7 +41,7 @@ def select_items(items: Sequence[EvalItem], *, subsets: Sequence[str] = (), limi
     wanted = set(subsets)
     unknown = wanted - {item.subset for item in items}
     if unknown:
-        raise ValueError(f"unknown subsets {sorted(unknown)}; the data has {sorted({i.subset for i in items})}")
+        raise ConfigError(f"unknown subsets {sorted(unknown)}; the data has {sorted({i.subset for i in items})}")
     chosen = [item for item in items if not wanted or item.subset in wanted]
     if limit is None or limit >= len(chosen):
         return chosen

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cerm_reward.config import CermConfig
 from cerm_reward.data.items import EvalItem, ResponseScore
+from cerm_reward.errors import ConfigError
 from cerm_reward.evaluation.scoring_loop import PrecomputedScorer, Scorer
 from cerm_reward.judges.base import GroupJudge, settings_digest
 from cerm_reward.judges.pairwise import PairwiseJudge
@@ -76,14 +77,14 @@ async def open_scorer(
     """
     if kind == "precomputed":
         if scores is None:
-            raise ValueError("--judge precomputed needs --scores FILE")
+            raise ConfigError("--judge precomputed needs --scores FILE")
         yield PrecomputedScorer(scores, items)
         return
     if kind not in JUDGE_KINDS:
-        raise ValueError(f"unknown judge {kind!r}; expected one of {', '.join(JUDGE_KINDS)}")
+        raise ConfigError(f"unknown judge {kind!r}; expected one of {', '.join(JUDGE_KINDS)}")
     expected = "critic_rm" if kind == "critic_rm" else "cerm"
     if settings.judge.kind != expected:
-        raise ValueError(
+        raise ConfigError(
             f"--judge {kind} needs a {expected} judge section, the configuration has judge.kind={settings.judge.kind}"
         )
     from cerm_reward.engines import opened_engine

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
 from cerm_reward.data.loaders import read_rows
+from cerm_reward.errors import InputError
 from cerm_reward.evaluation.store import ResultStore, ScoreCache
 from cerm_reward.results import FailureKind
 
@@ -127,10 +128,10 @@ async def evaluate(
         raise ValueError("concurrency must be >= 1")
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
-        raise ValueError("item ids must be unique (see items.ensure_unique_ids)")
+        raise InputError("item ids must be unique (see items.ensure_unique_ids)")
     for record in store.records():
         if record.get("judge") != scorer.identity:
-            raise ValueError(
+            raise InputError(
                 f"{store.path} holds results of judge {record.get('judge')!r}, not {scorer.identity!r}; use another store"
             )
     stats = RunStats(total=len(items))
@@ -230,16 +231,16 @@ class PrecomputedScorer:
         if "scores" in row:
             values = row["scores"]
             if len(values) != len(item.responses):
-                raise ValueError(f"{item.id}: {len(values)} scores for {len(item.responses)} responses")
+                raise InputError(f"{item.id}: {len(values)} scores for {len(item.responses)} responses")
             return {i: result(v, failures[i] if i < len(failures) else None) for i, v in enumerate(values)}
         if "chosen_scores" in row and "rejected_scores" in row:
             chosen, rejected = row["chosen_scores"], row["rejected_scores"]
             if len(chosen) != len(item.chosen) or len(rejected) != len(item.rejected):
-                raise ValueError(f"{item.id}: chosen/rejected score counts do not match the item")
+                raise InputError(f"{item.id}: chosen/rejected score counts do not match the item")
             out = {index: result(v, None) for index, v in zip(item.chosen, chosen, strict=True)}
             out.update({index: result(v, None) for index, v in zip(item.rejected, rejected, strict=True)})
             return out
-        raise ValueError(f"{item.id}: a precomputed row needs 'scores' or 'chosen_scores' + 'rejected_scores'")
+        raise InputError(f"{item.id}: a precomputed row needs 'scores' or 'chosen_scores' + 'rejected_scores'")
 
     async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
         return [

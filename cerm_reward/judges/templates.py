@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from cerm_reward.errors import ConfigError
+
 QUERY_SLOT = "{query}"
 RESPONSE_SLOT = "{response}"
 _BUILTIN_DIR = "templates"
@@ -33,9 +35,9 @@ class JudgeTemplate:
 
     def __post_init__(self) -> None:
         if self.criteria.count(QUERY_SLOT) != 1:
-            raise ValueError(f"template {self.version!r}: the criteria prompt needs exactly one {QUERY_SLOT}")
+            raise ConfigError(f"template {self.version!r}: the criteria prompt needs exactly one {QUERY_SLOT}")
         if self.evaluation.count(RESPONSE_SLOT) != 1:
-            raise ValueError(f"template {self.version!r}: the evaluation prompt needs exactly one {RESPONSE_SLOT}")
+            raise ConfigError(f"template {self.version!r}: the evaluation prompt needs exactly one {RESPONSE_SLOT}")
 
     def criteria_prompt(self, query: str) -> str:
         return self.criteria.replace(QUERY_SLOT, query)
@@ -69,11 +71,11 @@ def load_template(name_or_path: str) -> JudgeTemplate:
         return JudgeTemplate(name_or_path, read("criteria"), read("evaluation"), read("repair"))
     path = Path(name_or_path)
     if not path.is_file():
-        raise ValueError(
+        raise ConfigError(
             f"unknown template {name_or_path!r}: not a built-in version ({', '.join(builtin_versions())}) nor a file"
         )
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not {"version", "criteria", "evaluation"} <= data.keys():
-        raise ValueError(f"{path}: a template file needs the keys 'version', 'criteria' and 'evaluation'")
+        raise ConfigError(f"{path}: a template file needs the keys 'version', 'criteria' and 'evaluation'")
     repair = data.get("repair") or load_template("cerm-v1").repair
     return JudgeTemplate(str(data["version"]), data["criteria"], data["evaluation"], repair)

@@ -79,3 +79,18 @@ def test_the_report_block_is_replaced_and_the_prose_around_it_kept(tmp_path):
     assert text.count(BEGIN) == 1 and text.count(END) == 1 and "Prose before." in text
     assert "| s | ratio | 0.9 | >= 0.95 | MISS |" in text and "0.97" not in text
     assert "`cerm bench --n 8`" in text and "| s | rss | 12 MiB | - | - |" in text
+
+
+def test_bench_reads_and_writes_only_the_paths_it_is_given():
+    """No default input from examples/ and no default report: `cerm bench` never rewrites ./docs/performance.md."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from cerm_reward.cli.app import app
+
+    missing = CliRunner().invoke(app, ["bench"])
+    assert missing.exit_code == 2 and "--data" in missing.output
+    options = {param.name: param for param in get_command(app).commands["bench"].params}
+    assert options["data"].required and options["output"].default is None
+    unknown = CliRunner().invoke(app, ["bench", "--data", str(EXAMPLES), "--sections", "unified,bogus"])
+    assert unknown.exit_code == 2 and "unknown sections ['bogus']" in " ".join(unknown.output.replace("│", " ").split())

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cerm_reward.errors import ConfigError
 from cerm_reward.judges.critic_rm.sequences import IGNORE_INDEX, InputLimits
 
 HEAD_DIR = "reward_head"
@@ -50,7 +51,7 @@ class CriticRewardModel(nn.Module):
         folder = Path(path)
         meta = json.loads((folder / HEAD_DIR / HEAD_CONFIG).read_text())
         if meta.get("format") != HEAD_FORMAT:
-            raise ValueError(f"{folder}: not a Critic-RM checkpoint ({HEAD_DIR}/{HEAD_CONFIG} format {meta.get('format')!r})")
+            raise ConfigError(f"{folder}: not a Critic-RM checkpoint ({HEAD_DIR}/{HEAD_CONFIG} format {meta.get('format')!r})")
         model = cls.from_base(folder, meta["template"], InputLimits(**meta["limits"]), dtype)
         model.reward_head.load_state_dict(load_file(str(folder / HEAD_DIR / HEAD_WEIGHTS)))
         return model

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from cerm_reward.errors import ConfigError
 from cerm_reward.judges.templates import load_template
 
 DEFAULT_CRITIC_TEMPLATE = "critic-v1"
@@ -56,6 +57,6 @@ class CriticTemplate:
 def load_critic_template(version: str = DEFAULT_CRITIC_TEMPLATE) -> CriticTemplate:
     folder = resources.files(__package__).joinpath("templates", version)
     if not folder.is_dir():
-        raise ValueError(f"unknown critic template {version!r}")
+        raise ConfigError(f"unknown critic template {version!r}")
     read = lambda part: folder.joinpath(f"{part}.txt").read_text(encoding="utf-8")  # noqa: E731
     return CriticTemplate(version, read("critique"), read("summarise"), read("rank"), load_template("cerm-v1").repair)

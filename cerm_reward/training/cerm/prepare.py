@@ -8,6 +8,7 @@ from typing import Any
 
 from cerm_reward.config import CermJudgeConfig
 from cerm_reward.data.pairs import PreferencePair
+from cerm_reward.errors import ConfigError
 from cerm_reward.judges.templates import load_template
 from cerm_reward.training.cerm.curation import (
     CurationReport,
@@ -42,7 +43,7 @@ async def curate(
 ) -> tuple[list[PreferencePair], CurationReport]:
     """Degenerate -> duplicates -> prompt length -> (difficulty); returns the kept pairs and the counts."""
     if options.difficulty_rounds == 1 or options.difficulty_rounds < 0:
-        raise ValueError("difficulty_rounds: 0 (off) or at least 2 (one round cannot be both right and wrong)")
+        raise ConfigError("difficulty_rounds: 0 (off) or at least 2 (one round cannot be both right and wrong)")
     report = CurationReport(read=len(pairs))
     kept = deduplicate(drop_degenerate(pairs, report), report)
     kept = fit_prompt_length(
