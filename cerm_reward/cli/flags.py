@@ -16,6 +16,7 @@ from typing import Any, Optional
 from cerm_reward.cli.choices import value_of
 from cerm_reward.config import CermConfig
 from cerm_reward.errors import ConfigError
+from cerm_reward.judges.budgets import fit_budgets
 from cerm_reward.judges.registry import JUDGE_KINDS, judge_kind
 
 ENGINE_KEYS = {"model": "engine.model", "engine": "engine.kind", "base_url": "engine.base_url"}
@@ -49,7 +50,8 @@ def judge_settings(config: Optional[Path], flags: JudgeFlags) -> CermConfig:
     """The config file (or the defaults) with ``flags`` applied.
 
     ``flags.judge`` switches ``judge.kind``; each judge flag sets the key its kind's registry
-    entry names, and a flag that kind has no use for is refused rather than ignored.
+    entry names, and a flag that kind has no use for is refused rather than ignored. The budgets
+    are then fitted to the judge model's context before any engine loads (:func:`fit_budgets`).
     """
     base = CermConfig.from_file(config) if config else CermConfig()
     kind = judge_kind(flags.judge or base.judge.kind)
@@ -59,4 +61,5 @@ def judge_settings(config: Optional[Path], flags: JudgeFlags) -> CermConfig:
             flag = _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
             raise ConfigError(f"{flag} does not apply to the {kind.name} judge")
     keys = {**ENGINE_KEYS, **kind.flags}
-    return base.with_overrides({"judge.kind": kind.name, **{key: flags.given(name) for name, key in keys.items()}})
+    settings = base.with_overrides({"judge.kind": kind.name, **{key: flags.given(name) for name, key in keys.items()}})
+    return fit_budgets(settings)

@@ -33,13 +33,17 @@ async def open_engine(config: EngineConfig) -> Engine:
         from cerm_reward.engines.openai_http import OpenAIHttpEngine
 
         return await OpenAIHttpEngine.connect(config)
-    from cerm_reward.engines.embedded import EMBEDDED_MODEL_ID, embedded_checkpoint
+    from cerm_reward.engines.embedded import EMBEDDED_KV_CACHE_GIB, EMBEDDED_MODEL_ID, embedded_checkpoint
     from cerm_reward.engines.vllm_local import VllmEngine
 
     if config.model is None:
         if config.dtype == "auto":
             # vLLM's "auto" picks bfloat16 on CPU, which falls back to slow kernels without native bf16.
             config = config.model_copy(update={"dtype": "float32"})
+        if config.kv_cache_gib is None:
+            # A share of memory (gpu_memory_utilization) is a share of *host* memory on a CPU build:
+            # ~20 GiB of a 24 GiB machine, which fails beside anything else; the 135M model needs little.
+            config = config.model_copy(update={"kv_cache_gib": EMBEDDED_KV_CACHE_GIB})
         return VllmEngine(config, str(embedded_checkpoint()), EMBEDDED_MODEL_ID)
     return VllmEngine(config, config.model, config.model)
 

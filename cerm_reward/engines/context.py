@@ -15,16 +15,15 @@ from pathlib import Path
 from cerm_reward.config import EngineConfig
 
 _LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+EMBEDDED_CONTEXT_TOKENS = 8192
+"""SmolLM2-135M-Instruct's ``max_position_embeddings`` (a test reads it from the converted checkpoint),
+known without converting it, so light commands such as ``cerm config`` need neither torch nor the model."""
 
 
 def model_folder(config: EngineConfig) -> Path | None:
-    """The local checkpoint folder the in-process engine would load (the embedded one with no model)."""
-    if config.kind != "vllm":
+    """The local checkpoint folder the in-process engine would load (``None``: not on disk, or behind HTTP)."""
+    if config.kind != "vllm" or config.model is None:
         return None
-    if config.model is None:
-        from cerm_reward.engines.embedded import embedded_checkpoint
-
-        return embedded_checkpoint()
     folder = Path(config.model).expanduser()
     return folder if folder.is_dir() else None
 
@@ -46,5 +45,7 @@ def context_length(config: EngineConfig) -> int | None:
     """The context the engine will run with: ``max_model_len`` when set, else the checkpoint's."""
     if config.max_model_len is not None:
         return config.max_model_len
+    if config.kind == "vllm" and config.model is None:
+        return EMBEDDED_CONTEXT_TOKENS
     folder = model_folder(config)
     return checkpoint_context(folder) if folder is not None else None

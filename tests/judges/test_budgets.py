@@ -7,7 +7,8 @@ import json
 import pytest
 
 from cerm_reward.config import CermConfig
-from cerm_reward.engines.context import checkpoint_context, context_length
+from cerm_reward.engines.context import EMBEDDED_CONTEXT_TOKENS, checkpoint_context, context_length
+from cerm_reward.engines.embedded import embedded_checkpoint
 from cerm_reward.errors import ConfigError
 from cerm_reward.judges.budgets import EMBEDDED_PROFILE, fit_budgets
 
@@ -15,7 +16,7 @@ from cerm_reward.judges.budgets import EMBEDDED_PROFILE, fit_budgets
 def test_the_defaults_fit_the_embedded_judge_through_its_profile():
     """No config, no flags: the command a newcomer types must not stop on the budgets."""
     fitted = fit_budgets(CermConfig())
-    assert context_length(fitted.judge_engine) == 8192  # read from the converted checkpoint's config.json
+    assert context_length(fitted.judge_engine) == EMBEDDED_CONTEXT_TOKENS == checkpoint_context(embedded_checkpoint())
     assert (fitted.judge.criteria.max_tokens, fitted.judge.evaluation.max_tokens) == (
         EMBEDDED_PROFILE["criteria"],
         EMBEDDED_PROFILE["evaluation"],
