@@ -1,15 +1,17 @@
-"""`cerm serve`: the judge behind HTTP, for OpenRLHF's ``--reward.remote_url`` and as a service.
+"""The judge behind HTTP, knowing no RL framework: ``cerm serve`` adds the framework's routes.
 
-Endpoints: ``POST /get_reward`` (OpenRLHF's contract), ``POST /v1/score_group`` (native),
-``POST /v1/prefetch`` (start criteria before the responses exist),
-``GET /health``, ``GET /metrics`` (Prometheus). OpenRLHF sends each sample on its own;
-requests for the same query share one criteria generation through the judge's
-single-flight cache, and concurrent requests are batched by the engine.
+Endpoints of its own: ``POST /v1/score_group`` (native), ``POST /v1/prefetch`` (start criteria
+before the responses exist), ``GET /health``, ``GET /metrics`` (Prometheus). A framework's
+contract (OpenRLHF's ``/get_reward`` in :mod:`cerm_reward.integrations.openrlhf.routes`) comes
+in as a :data:`Routes` factory given to :func:`create_app`, so this module imports no
+integration and a new framework needs no change here. Requests for the same query share one
+criteria generation through the judge's single-flight cache, and concurrent requests are
+batched by the engine.
 
-Safe by default: a bearer token is required whenever one is set (and the CLI refuses a
-non-loopback bind without one); request bodies and response counts are bounded; every
-request has a deadline below OpenRLHF's 180 s client timeout, past which unfinished
-samples get the failure policy's value with the ``timeout`` kind instead of a hang.
+Safe by default: a bearer token is required whenever one is set, on added routes too (and the
+CLI refuses a non-loopback bind without one); request bodies and response counts are bounded;
+every request has a deadline (below OpenRLHF's 180 s client timeout by default), past which
+unfinished responses get the failure policy's value with the ``timeout`` kind instead of a hang.
 """
 
 from __future__ import annotations
@@ -18,19 +20,18 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from cerm_reward.config import CermConfig
 from cerm_reward.frozen import FrozenModel
-from cerm_reward.integrations.openrlhf.contract import extra_logs_of, reward_of, to_sample
 from cerm_reward.judges.queries import InvalidInputError, Query, render_query
 from cerm_reward.results import FailureKind, Judgement
 from cerm_reward.serving.backend import JudgeBackend, LocalBackend, PoolBackend
@@ -47,31 +48,13 @@ class ServerSettings(FrozenModel):
     because OpenRLHF's client cannot send headers)."""
     max_body_bytes: int = Field(default=8 * 2**20, gt=0)
     max_responses: int = Field(default=512, gt=0)
-    """Samples per /get_reward request and responses per /v1/score_group request."""
+    """Responses (or samples, or queries) in one request, whatever the route."""
     deadline_s: float = Field(default=170.0, gt=0)
     """Per-request deadline; below OpenRLHF's 180 s client timeout."""
-    label_as_reference: bool = False
-    """Pass OpenRLHF ``labels`` to the judge as a reference answer appended to the query."""
     pool: str | None = None
     """Judge with the Ray judge pool of this name instead of an engine in this process."""
     ray_address: str | None = None
     """The Ray cluster of the pool (default: ``auto``, i.e. ``RAY_ADDRESS`` or the local cluster)."""
-
-
-class RewardRequest(BaseModel):
-    """OpenRLHF's body: ``query`` = prompt + response texts, ``prompts`` = chat-templated prompts."""
-
-    query: list[str]
-    prompts: list[str]
-    labels: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _same_lengths(self) -> RewardRequest:
-        if len(self.prompts) != len(self.query):
-            raise ValueError(f"prompts: expected {len(self.query)} items like query, got {len(self.prompts)}")
-        if self.labels is not None and len(self.labels) != len(self.query):
-            raise ValueError(f"labels: expected {len(self.query)} items like query, got {len(self.labels)}")
-        return self
 
 
 class ScoreGroupRequest(BaseModel):
@@ -86,11 +69,62 @@ class PrefetchRequest(BaseModel):
     queries: list[str | list[dict[str, Any]]] = Field(min_length=1)
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A request the server answers with ``status`` and ``{"error": message}`` (raised by any route)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class JudgeServer:
+    """What a route added to the server may use: its settings, its judge and the deadline.
+
+    The judge exists only once the app's lifespan has started, so routes reach it through
+    :meth:`judge` at request time; ``on_ready`` callbacks run then, once, with the judge.
+    """
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._backend: JudgeBackend | None = None
+        self._ready: list[Callable[[JudgeBackend], None]] = []
+        self.deadline_failures = 0
+        """Responses that got the failure policy because the deadline passed (added to /metrics)."""
+
+    def judge(self) -> JudgeBackend:
+        if self._backend is None:
+            raise RuntimeError("the judge is not open yet: routes run only inside the app's lifespan")
+        return self._backend
+
+    def on_ready(self, callback: Callable[[JudgeBackend], None]) -> None:
+        """Call ``callback`` with the judge when the server has opened it (e.g. to log a caveat)."""
+        self._ready.append(callback)
+
+    def opened(self, backend: JudgeBackend) -> None:
+        """The lifespan has the judge: routes may use it from now on, and the ready callbacks run."""
+        self._backend = backend
+        for callback in self._ready:
+            callback(backend)
+
+    async def judge_with_deadline(self, query: Query, responses: list[str], indices: list[int]) -> list[Judgement]:
+        """Score one group; past the deadline, its responses get the policy value with kind ``timeout``."""
+        deadline_s = self.settings.deadline_s
+        try:
+            result = await asyncio.wait_for(self.judge().score_group(query, responses), deadline_s)
+        except asyncio.TimeoutError:
+            logger.warning("request deadline of %gs passed: %d response(s) get the failure policy", deadline_s, len(indices))
+            detail = f"request deadline of {deadline_s:g}s passed"
+            self.deadline_failures += len(indices)
+            score = self.judge().config.failed_score
+            return [Judgement(index, score, FailureKind.TIMEOUT, detail, None, None, None) for index in indices]
+        for judgement, index in zip(result.judgements, indices, strict=True):
+            judgement.index = index
+        return result.judgements
+
+
+Routes = Callable[[JudgeServer], APIRouter]
+"""A framework's routes: given the server, an ``APIRouter`` whose endpoints all require the token."""
 
 
 def _error(status: int, message: str, details: list[str] | None = None) -> JSONResponse:
@@ -108,15 +142,19 @@ def _field_path(location: tuple[Any, ...]) -> str:
     return path or "body"
 
 
-def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBackend | None = None) -> FastAPI:
+def create_app(
+    config: CermConfig, settings: ServerSettings, backend: JudgeBackend | None = None, routes: Sequence[Routes] = ()
+) -> FastAPI:
     """The ASGI app; the judge starts in its lifespan, so the server listens only once it is up.
 
     With ``settings.pool`` the server attaches to that Ray judge pool, whose replicas' own
     configuration governs the judging; ``config`` is then unused. An open ``backend`` is served
     as it is and left open (a process that already holds a judge, such as ``cerm bench``).
+    ``routes`` add a framework's endpoints (``cerm serve`` adds OpenRLHF's ``/get_reward``);
+    they share the token, the body and count limits, the deadline and the metrics.
     """
     metrics = ServerMetrics()
-    state: dict[str, Any] = {"deadline_failures": 0}
+    server = JudgeServer(settings)
     given = backend
 
     @asynccontextmanager
@@ -127,13 +165,7 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
             backend = await PoolBackend.connect(settings.pool, settings.ray_address)
         else:
             backend = await LocalBackend.open(config)
-        state["backend"] = backend
-        if backend.config.failed_score is None:
-            logger.warning(
-                "/get_reward: OpenRLHF needs a number for every sample, so excluded scores are sent as "
-                "neutral_score=%g (extra_logs judge_failed=1 marks them)",
-                backend.config.fallback_score,
-            )
+        server.opened(backend)
         logger.info(
             "judge server ready: %s judge, model=%s via %s, deadline=%gs, token=%s; %s",
             backend.config.kind,
@@ -150,9 +182,7 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
                 await backend.aclose()
 
     app = FastAPI(title="cerm-reward judge server", lifespan=lifespan)
-
-    def judge() -> JudgeBackend:
-        return state["backend"]
+    judge = server.judge
 
     def authorised(request: Request) -> None:
         if settings.token is None:
@@ -160,9 +190,9 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
         header = request.headers.get("authorization", "")
         given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token")
         if not given:
-            raise _Refused(401, "missing bearer token: send 'Authorization: Bearer <token>' (or ?token=<token>)")
+            raise Refused(401, "missing bearer token: send 'Authorization: Bearer <token>' (or ?token=<token>)")
         if not hmac.compare_digest(given.encode(), settings.token.encode()):
-            raise _Refused(401, "wrong bearer token")
+            raise Refused(401, "wrong bearer token")
 
     @app.middleware("http")
     async def bound_and_measure(request: Request, call_next):
@@ -187,29 +217,13 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
         details = [f"{_field_path(tuple(p.get('loc', ())))}: {p.get('msg', 'invalid')}" for p in problems]
         return _error(422, "invalid request: " + "; ".join(details), details)
 
-    @app.exception_handler(_Refused)
-    async def refused(request: Request, error: _Refused) -> JSONResponse:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
         return _error(error.status, error.message)
 
     @app.exception_handler(InvalidInputError)
     async def invalid_input(request: Request, error: InvalidInputError) -> JSONResponse:
         return _error(422, f"invalid request: {error}")
-
-    async def judge_with_deadline(query: Query, responses: list[str], indices: list[int]) -> list[Judgement]:
-        """Score one group; past the deadline, its responses get the policy value with kind ``timeout``."""
-        try:
-            result = await asyncio.wait_for(judge().score_group(query, responses), settings.deadline_s)
-        except asyncio.TimeoutError:
-            logger.warning(
-                "request deadline of %gs passed: %d response(s) get the failure policy", settings.deadline_s, len(indices)
-            )
-            detail = f"request deadline of {settings.deadline_s:g}s passed"
-            state["deadline_failures"] += len(indices)
-            score = judge().config.failed_score
-            return [Judgement(index, score, FailureKind.TIMEOUT, detail, None, None, None) for index in indices]
-        for judgement, index in zip(result.judgements, indices, strict=True):
-            judgement.index = index
-        return result.judgements
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -218,47 +232,22 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
     @app.get("/metrics", dependencies=[Depends(authorised)])
     async def prometheus() -> Response:
         snapshot = await judge().stats()
-        if state["deadline_failures"]:  # decided here, not by the judge: counted with its failures
+        if server.deadline_failures:  # decided here, not by the judge: counted with its failures
             failures = dict(snapshot.get("failures", {}))
-            failures["timeout"] = failures.get("timeout", 0) + state["deadline_failures"]
+            failures["timeout"] = failures.get("timeout", 0) + server.deadline_failures
             snapshot["failures"] = failures
         metrics.judge.snapshot = snapshot
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/get_reward", dependencies=[Depends(authorised)])
-    async def get_reward(body: RewardRequest) -> dict[str, Any]:
-        if len(body.query) > settings.max_responses:
-            raise _Refused(413, f"query: {len(body.query)} samples exceed the limit of {settings.max_responses} per request")
-        labels = body.labels or [None] * len(body.query)
-        groups: dict[str, list[int]] = {}
-        samples = []
-        for index, (query, prompt, label) in enumerate(zip(body.query, body.prompts, labels, strict=True)):
-            sample = to_sample(
-                query, prompt, None if label is None else str(label), label_as_reference=settings.label_as_reference
-            )
-            try:
-                render_query(sample.user_query)
-            except InvalidInputError:
-                raise _Refused(422, f"prompts[{index}]: holds no user query") from None
-            samples.append(sample)
-            groups.setdefault(sample.user_query, []).append(index)
-        scored = await asyncio.gather(
-            *(judge_with_deadline(query, [samples[i].response for i in indices], indices) for query, indices in groups.items())
-        )
-        judgements = sorted((j for group in scored for j in group), key=lambda j: j.index)
-        fallback = judge().config.fallback_score
-        rewards = [reward_of(j, fallback) for j in judgements]
-        return {"rewards": rewards, "scores": rewards, "extra_logs": extra_logs_of(judgements)}
-
     @app.post("/v1/prefetch", status_code=202, dependencies=[Depends(authorised)])
     async def prefetch(body: PrefetchRequest) -> dict[str, Any]:
         if len(body.queries) > settings.max_responses:
-            raise _Refused(413, f"queries: {len(body.queries)} exceed the limit of {settings.max_responses} per request")
+            raise Refused(413, f"queries: {len(body.queries)} exceed the limit of {settings.max_responses} per request")
         for index, query in enumerate(body.queries):
             try:
                 render_query(query)
             except InvalidInputError as error:
-                raise _Refused(422, f"queries[{index}]: {error}") from None
+                raise Refused(422, f"queries[{index}]: {error}") from None
         for query in body.queries:
             judge().prefetch(query)
         return {"accepted": len(body.queries)}
@@ -266,9 +255,11 @@ def create_app(config: CermConfig, settings: ServerSettings, backend: JudgeBacke
     @app.post("/v1/score_group", dependencies=[Depends(authorised)])
     async def score_group(body: ScoreGroupRequest) -> dict[str, Any]:
         if len(body.responses) > settings.max_responses:
-            raise _Refused(413, f"responses: {len(body.responses)} exceed the limit of {settings.max_responses} per request")
+            raise Refused(413, f"responses: {len(body.responses)} exceed the limit of {settings.max_responses} per request")
         render_query(body.query)
-        judgements = await judge_with_deadline(body.query, body.responses, list(range(len(body.responses))))
+        judgements = await server.judge_with_deadline(body.query, body.responses, list(range(len(body.responses))))
         return {"id": body.id, "model": judge().model_id, "judgements": [j.to_dict() for j in judgements]}
 
+    for make_routes in routes:
+        app.include_router(make_routes(server), dependencies=[Depends(authorised)])
     return app
