@@ -505,7 +505,7 @@ def best_of_n_outcome(scored: ScoredItem, *, primary: str) -> ItemOutcome:
 def longform_rewardbench_report(scored: Sequence[ScoredItem]) -> BenchmarkReport:
     """Long-form RewardBench scoring mode: correct only if the chosen score is strictly above
     every rejected score; ``metrics["pairwise_accuracy"]`` is the secondary pairwise accuracy over
-    all (chosen, rejected) pairs; overall = sample-weighted mean over subsets (method.md §3)."""
+    all (chosen, rejected) pairs; overall = sample-weighted mean over subsets (docs/method.md §3)."""
     outcomes = [best_of_n_outcome(s, primary="strict") for s in scored]
     report = aggregate(
         "longform-rewardbench",

@@ -1,6 +1,6 @@
 """The CE-RM group judge: criteria once per query, one evaluation per response.
 
-``score_group(query, responses)`` follows the published protocol (method.md §1.1):
+``score_group(query, responses)`` follows the published protocol (docs/method.md §1.1):
 a criteria turn shared through the criteria cache, then for every response the
 3-message evaluation turn, whose last ``\\boxed{}`` is the score. Around it sit
 the safeguards a training loop needs: bounded re-sampling of failed samples, an

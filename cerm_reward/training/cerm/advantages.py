@@ -1,4 +1,4 @@
-"""Advantages grouped by criteria / chosen / rejected, as CE-RM's paper states (method.md §1.2).
+"""Advantages grouped by criteria / chosen / rejected, as CE-RM's paper states (docs/method.md §1.2).
 
 The 20 trajectories of a pair are not one exchangeable group: a criteria text, an evaluation
 of the chosen response and an evaluation of the rejected response answer different prompts

@@ -1,4 +1,4 @@
-"""Rewards of CE-RM's two-stage rollout for one preference pair (method.md §1.2).
+"""Rewards of CE-RM's two-stage rollout for one preference pair (docs/method.md §1.2).
 
 Under criteria c_i the judge wrote evaluations e+_ij of the chosen and e-_ik of the rejected
 response, each parsed to a score or to a failure. Every (j, k) under the same criteria is one

@@ -18,7 +18,7 @@ from cerm_reward.frozen import FrozenModel
 
 
 class RewardSettings(FrozenModel):
-    """How pairwise comparisons under one criteria turn into rewards (method.md §1.2)."""
+    """How pairwise comparisons under one criteria turn into rewards (docs/method.md §1.2)."""
 
     tie_reward: float = Field(default=0.0, ge=0.0, le=1.0)
     """Value of a comparison whose two scores are equal: 0 (a tie ranks nothing right), or 0.5."""
