@@ -8,7 +8,9 @@ import pytest
 
 from cerm_reward.judges.templates import JudgeTemplate, builtin_versions, load_template
 
-METHOD_MD = Path(__file__).resolve().parents[3] / "shared" / "docs" / "method.md"
+REPO_METHOD_MD = Path(__file__).resolve().parents[2] / "docs" / "method.md"
+SHARED_METHOD_MD = Path(__file__).resolve().parents[3] / "shared" / "docs" / "method.md"
+"""The project's brief, beside the checkout (in CI too): the published prompts as given to us."""
 # sha256 of the published prompts (method.md §1.1, text inside the fences, trailing newline included).
 PUBLISHED_SHA256 = {
     "criteria": "e4d87e465d2dae3d90bc487d17587b25233e32df2ec8dfec4b024001dba0d122",
@@ -26,9 +28,11 @@ def test_cerm_v1_matches_published_hashes(part):
     assert hashlib.sha256(text.encode("utf-8")).hexdigest() == PUBLISHED_SHA256[part]
 
 
-@pytest.mark.skipif(not METHOD_MD.exists(), reason="../shared/docs/method.md not beside the checkout")
-def test_cerm_v1_matches_method_md_byte_for_byte():
-    criteria, evaluation = re.findall(r"```text\n(.*?)```", METHOD_MD.read_text(encoding="utf-8"), re.S)
+@pytest.mark.parametrize("method_md", [REPO_METHOD_MD, SHARED_METHOD_MD], ids=["docs", "shared"])
+def test_cerm_v1_matches_method_md_byte_for_byte(method_md: Path):
+    if not method_md.exists():
+        pytest.skip(f"{method_md} not beside the checkout")
+    criteria, evaluation = re.findall(r"```text\n(.*?)```", method_md.read_text(encoding="utf-8"), re.S)
     template = load_template("cerm-v1")
     assert template.criteria == criteria
     assert template.evaluation == evaluation

@@ -1,4 +1,4 @@
-"""Two-stage rewards and grouped advantages against tables worked out by hand (method.md §1.2).
+"""Two-stage rewards and grouped advantages against tables worked out by hand (docs/method.md §1.2).
 
 The pair below has two criteria with two evaluations of each response under each:
 
