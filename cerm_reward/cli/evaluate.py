@@ -38,8 +38,11 @@ from cerm_reward.cli.options import (
 from cerm_reward.config import CermConfig
 from cerm_reward.data.items import EvalItem
 from cerm_reward.data.loaders import LOADERS, load_items, looks_like_eval_items
-from cerm_reward.errors import InputError
+from cerm_reward.errors import ConfigError, InputError
 from cerm_reward.evaluation.job import JobResult, default_cache_path, run_job, select_items
+from cerm_reward.evaluation.matching import MatchAccount, shown
+from cerm_reward.evaluation.precomputed import PrecomputedScorer
+from cerm_reward.evaluation.report import failure_ids_lines
 from cerm_reward.evaluation.scorers import open_scorer
 from cerm_reward.evaluation.scoring_loop import ProgressEvent
 from cerm_reward.judges.registry import JUDGE_KINDS
@@ -62,7 +65,7 @@ def _progress_columns() -> list[Any]:
 async def _evaluate(
     items: list[EvalItem],
     judge: str,
-    scores: Optional[Path],
+    precomputed: Optional[PrecomputedScorer],
     settings: CermConfig,
     output_dir: Path,
     **job: Any,
@@ -79,7 +82,7 @@ async def _evaluate(
             rate = f"{fresh / max(time.perf_counter() - started, 1e-9):.2f}/s"
             progress.update(task, completed=event.done, rate=rate, failed=event.failures, hits=event.cache_hits)
 
-        async with open_scorer(judge, settings, items, scores) as scorer:
+        async with open_scorer(judge, settings, precomputed) as scorer:
             return await run_job(items, scorer, output_dir, progress=on_progress, **job)
 
 
@@ -108,8 +111,11 @@ def _print_result(result: JobResult) -> None:
         style="bold",
     )
     out = Console()
+    out.print(f"scores matched: {result.match.summary()}", markup=False)
     out.print(table)
     out.print(f"ties: {report.tie_convention}; overall: {report.overall_rule}")
+    for line in failure_ids_lines(report):
+        out.print(f"  failed items, {line}", markup=False)
     for key, value in report.metrics.items():
         out.print(f"  {key} = {value:.4g}")
     stats = result.stats
@@ -119,6 +125,34 @@ def _print_result(result: JobResult) -> None:
     )
     for name, path in result.files.items():
         out.print(f"  {name}: {path}")
+
+
+def _read_scores(
+    scores: Optional[Path], items: list[EvalItem], selected: list[EvalItem], allow_partial: bool
+) -> PrecomputedScorer:
+    """The precomputed scores, matched to the selection before anything starts.
+
+    A file that matches no item is refused; one that matches part of them is refused unless
+    ``--allow-partial`` is given, and then announced, since its missing items count as failures.
+    """
+    if scores is None:
+        raise ConfigError("--judge precomputed needs --scores FILE")
+    precomputed = PrecomputedScorer(scores, items)
+    match = precomputed.match(selected)
+    if match.matched == 0:
+        unknown = f"; its ids look like {shown(match.unknown_ids, 3)}" if match.unknown_ids else ""
+        raise InputError(
+            f"{scores}: no row matches any of the {match.items} items ({match.rows} rows{unknown}; "
+            f"the items' ids look like {shown([item.id for item in selected], 3)})"
+        )
+    if match.is_partial:
+        if not allow_partial:
+            raise InputError(
+                f"{scores}: scores for {match.matched} of {match.items} items; missing {shown(match.missing_ids, 3)}. "
+                "Pass --allow-partial to score the missing items as missing_score failures"
+            )
+        console.print(f"[yellow]partial scores:[/yellow] {match.summary()}", markup=True, highlight=False)
+    return precomputed
 
 
 def _resolve_format(data: Path, format: Optional[BenchmarkFormatChoice]) -> str:
@@ -149,6 +183,10 @@ def eval_command(
         Optional[Path],
         typer.Option("--scores", exists=True, dir_okay=False, help="--judge precomputed: JSONL of {id, scores} per item."),
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option("--allow-partial", help="--judge precomputed: run when the scores cover only some items (the rest fail)."),
+    ] = False,
     checkpoint: CheckpointOption = None,
     subsets: Annotated[Optional[list[str]], typer.Option("--subset", help="Only these subsets (repeatable).")] = None,
     limit: Annotated[
@@ -198,9 +236,14 @@ def eval_command(
     settings = judge_settings(config, flags)
     benchmark_format = _resolve_format(data, format)
     subsets = subsets or []
-    items = select_items(load_items(benchmark_format, data), subsets=subsets, limit=limit)
+    loaded = load_items(benchmark_format, data)
+    items = select_items(loaded, subsets=subsets, limit=limit)
     if not items:
         raise InputError(f"{data} holds no items")
+    if scores is not None and judge.value != "precomputed":
+        raise ConfigError(f"--scores is read only with --judge precomputed, not --judge {judge.value}")
+    precomputed = _read_scores(scores, loaded, items, allow_partial) if judge.value == "precomputed" else None
+    match = precomputed.match(items) if precomputed is not None else MatchAccount.complete(items)
     meta = {
         "command": "cerm " + " ".join(sys.argv[1:]),
         "data": str(data),
@@ -215,12 +258,13 @@ def eval_command(
             _evaluate(
                 items,
                 value_of(judge),
-                scores,
+                precomputed,
                 settings,
                 output_dir,
                 cache_path=cache_path,
                 concurrency=concurrency,
                 meta=meta,
+                match=match,
                 plots=plots,
             )
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,10 @@ class EvalItem:
         )
 
 
+INVALID_SCORE = "invalid_score"
+"""Failure kind of a score that is not a finite number (NaN, inf, text, a list...): counted, never compared."""
+
+
 @dataclass(frozen=True)
 class ResponseScore:
     """The scorer's verdict on one response.
@@ -104,6 +109,16 @@ class ResponseScore:
     def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, "failure": self.failure, "detail": self.detail, "length": self.length}
 
+    def finite(self) -> ResponseScore:
+        """This result, or an ``invalid_score`` failure when its score is not a finite number.
+
+        NaN compares false with everything and inf beats everything, so either would decide a
+        comparison silently; as a failure it is counted and every comparison needing it is 0.
+        """
+        if self.score is None or math.isfinite(self.score):
+            return self
+        return ResponseScore(None, INVALID_SCORE, f"score {self.score!r} is not a finite number", self.length)
+
     @classmethod
     def of_judgement(cls, judgement: Judgement) -> ResponseScore:
         """A judge's judgement as the harness stores it: score, failure kind and its detail."""
@@ -118,7 +133,7 @@ class ResponseScore:
             failure=data.get("failure"),
             detail=data.get("detail"),
             length=data.get("length"),
-        )
+        ).finite()
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,11 @@ class ScoredItem:
     def __post_init__(self) -> None:
         if len(self.scores) != len(self.item.responses):
             raise ValueError(f"{self.item.id}: {len(self.scores)} scores for {len(self.item.responses)} responses")
+        for position, result in enumerate(self.scores):
+            if result.score is not None and not math.isfinite(result.score):
+                raise ValueError(
+                    f"{self.item.id}[{position}]: score {result.score!r} reached a metric; use ResponseScore.finite()"
+                )
 
     @property
     def values(self) -> list[float | None]:

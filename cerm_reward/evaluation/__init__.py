@@ -8,8 +8,10 @@ as on our own judge. See ``docs/evaluation.md`` for each benchmark's protocol.
 
 from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
 from cerm_reward.data.loaders import LOADERS, load_items
+from cerm_reward.evaluation.matching import MatchAccount
 from cerm_reward.evaluation.metrics import METRICS, BenchmarkReport, SubsetReport, compute_report
-from cerm_reward.evaluation.scoring_loop import PrecomputedScorer, Scorer, evaluate
+from cerm_reward.evaluation.precomputed import PrecomputedScorer
+from cerm_reward.evaluation.scoring_loop import Scorer, ScoreScope, evaluate
 from cerm_reward.evaluation.store import ResultStore, ScoreCache
 
 __all__ = [
@@ -17,11 +19,13 @@ __all__ = [
     "METRICS",
     "BenchmarkReport",
     "EvalItem",
+    "MatchAccount",
     "PrecomputedScorer",
     "ResponseScore",
     "ResultStore",
     "ScoreCache",
     "ScoredItem",
+    "ScoreScope",
     "Scorer",
     "SubsetReport",
     "compute_report",

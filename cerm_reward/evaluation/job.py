@@ -17,6 +17,7 @@ from typing import Any
 
 from cerm_reward.data.items import EvalItem, ScoredItem
 from cerm_reward.errors import ConfigError
+from cerm_reward.evaluation.matching import MatchAccount
 from cerm_reward.evaluation.metrics import BenchmarkReport, compute_report
 from cerm_reward.evaluation.report import write_json, write_markdown
 from cerm_reward.evaluation.scoring_loop import ProgressCallback, RunStats, Scorer, evaluate
@@ -72,6 +73,7 @@ class JobResult:
     scored: list[ScoredItem]
     stats: RunStats
     wall_s: float
+    match: MatchAccount
     files: dict[str, Path] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -84,13 +86,17 @@ async def run_job(
     cache_path: Path | None,
     concurrency: int,
     meta: dict[str, Any],
+    match: MatchAccount | None = None,
     progress: ProgressCallback | None = None,
     plots: bool = True,
 ) -> JobResult:
     """Score what the store lacks, then write the report (JSON + Markdown) and the plots.
 
-    ``meta`` is recorded in ``report.json`` next to the judge identity and the run's counts.
+    ``meta`` is recorded in ``report.json`` next to the judge identity, the run's counts and how
+    the cache keyed this scorer's scores; ``match`` (what a scores file covered; a judge covers
+    every item) heads both reports.
     """
+    match = match if match is not None else MatchAccount.complete(items)
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     cache = ScoreCache(cache_path) if cache_path is not None else None
@@ -109,16 +115,18 @@ async def run_job(
         "scored_now": stats.scored,
         "resumed": stats.skipped,
         "cache_hits": stats.cache_hits,
+        "cache": scorer.scope.cache_rule if cache is not None else "off (no cache given)",
         "wall_s": round(wall_s, 1),
     }
+    title = f"{report.benchmark}: {scorer.identity}"
     files = {
         "results": directory / RESULTS_FILE,
-        "json": write_json([report], directory / "report.json", meta=meta),
-        "markdown": write_markdown([report], directory / "report.md", title=f"{report.benchmark}: {scorer.identity}"),
+        "json": write_json([report], directory / "report.json", meta=meta, match=match),
+        "markdown": write_markdown([report], directory / "report.md", title=title, match=match),
     }
     if plots:
         from cerm_reward.evaluation.plots import plot_report
 
         figures = plot_report(report, scored, directory / "plots")
         files.update({path.stem: path for path in figures})
-    return JobResult(report, scored, stats, wall_s, files, meta)
+    return JobResult(report, scored, stats, wall_s, match, files, meta)

@@ -15,6 +15,12 @@ Conventions shared by every protocol:
 * **Ties are reported.** ``ties`` is the number of items where equal scores decided the
   outcome; the alternative convention (``accuracy_alt``) says what they would be worth
   under the other common rule.
+* **Scores are finite.** A score that was NaN, inf or not a number reaches a metric as a
+  missing score with the failure ``invalid_score`` (:meth:`ResponseScore.finite`); the report
+  names the items of every failure kind (``failure_ids``).
+
+An item whose shape does not fit its benchmark (an items file names its own benchmark) is an
+:class:`~cerm_reward.errors.InputError` naming the item.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerm_reward.data.items import ScoredItem
+from cerm_reward.errors import InputError
 
 Score = float | None
 
@@ -100,6 +107,8 @@ class BenchmarkReport:
     metrics: dict[str, float] = field(default_factory=dict)
     """Benchmark-level extras (RM-Bench hard/normal/easy, RewardBench sections...)."""
     notes: list[str] = field(default_factory=list)
+    failure_ids: dict[str, list[str]] = field(default_factory=dict)
+    """Failure kind -> the ids of the items counted under it, in item order."""
 
     def subset(self, name: str) -> SubsetReport:
         for subset in self.subsets:
@@ -121,6 +130,7 @@ class BenchmarkReport:
             "ties": self.ties,
             "n_failed": self.n_failed,
             "failures": dict(self.failures),
+            "failure_ids": {kind: list(ids) for kind, ids in self.failure_ids.items()},
             "metrics": dict(self.metrics),
             "notes": list(self.notes),
             "subsets": [s.to_dict() for s in self.subsets],
@@ -134,12 +144,16 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _count_failures(outcomes: Iterable[ItemOutcome]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _failure_ids(outcomes: Iterable[ItemOutcome]) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
     for outcome in outcomes:
         for kind in outcome.failures:
-            counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items()))
+            ids.setdefault(kind, []).append(outcome.id)
+    return dict(sorted(ids.items()))
+
+
+def _count_failures(outcomes: Iterable[ItemOutcome]) -> dict[str, int]:
+    return {kind: len(ids) for kind, ids in _failure_ids(outcomes).items()}
 
 
 def subset_report(name: str, outcomes: Sequence[ItemOutcome], *, with_alt: bool = True) -> SubsetReport:
@@ -209,6 +223,7 @@ def aggregate(
         n_failed=len(outcomes) - len(clean),
         failures=_count_failures(outcomes),
         overall_without_failures=total_clean,
+        failure_ids=_failure_ids(outcomes),
     )
 
 
@@ -283,7 +298,7 @@ def pairwise_outcome(scored: ScoredItem) -> ItemOutcome:
     """Correct iff s(chosen) > s(rejected) strictly; several chosen/rejected -> mean over all pairs."""
     chosen, rejected = _split(scored)
     if not chosen or not rejected:
-        raise ValueError(f"{scored.item.id}: pairwise needs at least one chosen and one rejected response")
+        raise InputError(f"{scored.item.id}: pairwise needs at least one chosen and one rejected response")
     credit, tie = pairwise_credit(chosen, rejected, tie_value=0.0)
     credit_alt, _ = pairwise_credit(chosen, rejected, tie_value=0.5)
     return ItemOutcome(scored.item.id, scored.item.subset, credit, credit_alt, tie, scored.failure_kinds)
@@ -492,7 +507,7 @@ def best_of_n_outcome(scored: ScoredItem, *, primary: str) -> ItemOutcome:
     (RewardBench 2: a top score shared by k responses is worth 1/k); the other is the alternative."""
     chosen, rejected = _split(scored)
     if len(chosen) != 1 or not rejected:
-        raise ValueError(f"{scored.item.id}: best-of-N needs one chosen and at least one rejected response")
+        raise InputError(f"{scored.item.id}: best-of-N needs one chosen and at least one rejected response")
     strict, tie = strict_best_of_n(chosen, rejected)
     shared = shared_best_of_n(chosen[0], rejected)
     pairwise, _ = pairwise_credit(chosen, rejected, tie_value=0.0)
@@ -593,7 +608,7 @@ def rewardbench2_ties_score(rows: Sequence[ScoredItem]) -> TiesScore:
         kind = row.item.meta.get("ties_kind")
         prompt = row.item.meta.get("ties_prompt")
         if kind not in ("ref", "tied") or not isinstance(prompt, int):
-            raise ValueError(f"{row.item.id}: Ties rows need meta ties_kind ('ref'|'tied') and ties_prompt (int)")
+            raise InputError(f"{row.item.id}: Ties rows need meta ties_kind ('ref'|'tied') and ties_prompt (int)")
         chosen, rejected = _split(row)
         failed = any(s is None for s in (*chosen, *rejected))
         stats = None if failed else ties_prompt_stats(chosen, rejected)  # type: ignore[arg-type]
@@ -709,7 +724,7 @@ def _style_ordered(scored: ScoredItem) -> tuple[list[Score], list[Score]]:
         chosen = [c for _, c in sorted(zip(chosen_styles, chosen, strict=True), key=lambda p: p[0])]
         rejected = [r for _, r in sorted(zip(rejected_styles, rejected, strict=True), key=lambda p: p[0])]
     if len(chosen) != 3 or len(rejected) != 3:
-        raise ValueError(f"{scored.item.id}: RM-Bench needs 3 chosen and 3 rejected responses")
+        raise InputError(f"{scored.item.id}: RM-Bench needs 3 chosen and 3 rejected responses")
     return chosen, rejected
 
 
@@ -775,7 +790,7 @@ def selection_outcome(scored: ScoredItem) -> ItemOutcome:
     scores uniformly at random instead of by first index (the expected accuracy)."""
     quality = scored.item.meta.get("quality")
     if quality is None or len(quality) != len(scored.item.responses):
-        raise ValueError(f"{scored.item.id}: best-of-N selection needs meta['quality'] per response")
+        raise InputError(f"{scored.item.id}: best-of-N selection needs meta['quality'] per response")
     values = scored.values
     top_quality = max(quality)
     picked = select_best(values)
@@ -859,5 +874,5 @@ def compute_report(scored: Sequence[ScoredItem], benchmark: str | None = None) -
     try:
         metric = METRICS[name]
     except KeyError:
-        raise ValueError(f"no metric for benchmark {name!r}; expected one of {sorted(METRICS)}") from None
+        raise InputError(f"no metric for benchmark {name!r}; expected one of {sorted(METRICS)}") from None
     return metric(scored)

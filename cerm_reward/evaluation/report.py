@@ -1,7 +1,9 @@
 """Reports as JSON (for machines and later comparison) and Markdown tables (for docs and reviews).
 
 Every table states the protocol, the tie convention and the failure counts next to the
-accuracy, because a number without them cannot be compared with a published one.
+accuracy, because a number without them cannot be compared with a published one; every report
+also says which items the scores matched (:class:`~cerm_reward.evaluation.matching.MatchAccount`)
+and which items failed, by kind, because an accuracy over a half-matched file looks like any other.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cerm_reward.evaluation.matching import MatchAccount, shown
 from cerm_reward.evaluation.metrics import BenchmarkReport
 
 
@@ -31,8 +34,10 @@ def _metric(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def report_to_dict(reports: Sequence[BenchmarkReport], *, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``{"meta": ..., "benchmarks": [report, ...]}`` with NaN written as null."""
+def report_to_dict(
+    reports: Sequence[BenchmarkReport], *, meta: dict[str, Any] | None = None, match: MatchAccount | None = None
+) -> dict[str, Any]:
+    """``{"meta": ..., "match": ..., "benchmarks": [report, ...]}`` with NaN written as null."""
 
     def clean(value: Any) -> Any:
         if isinstance(value, float) and math.isnan(value):
@@ -43,14 +48,42 @@ def report_to_dict(reports: Sequence[BenchmarkReport], *, meta: dict[str, Any] |
             return [clean(v) for v in value]
         return value
 
-    return clean({"meta": dict(meta or {}), "benchmarks": [r.to_dict() for r in reports]})
+    body = {"meta": dict(meta or {}), "match": match.to_dict() if match is not None else None}
+    return clean({**body, "benchmarks": [r.to_dict() for r in reports]})
 
 
-def write_json(reports: Sequence[BenchmarkReport], path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+def write_json(
+    reports: Sequence[BenchmarkReport],
+    path: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    match: MatchAccount | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_to_dict(reports, meta=meta), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(report_to_dict(reports, meta=meta, match=match), indent=2, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def match_markdown(match: MatchAccount) -> str:
+    """The match-accounting block: what the scores covered, before any number."""
+    lines = ["### Scores matched", "", f"- source: {match.source}", f"- items matched: {match.matched} of {match.items}"]
+    if match.rows is not None:
+        lines += [
+            f"- rows in the file: {match.rows}",
+            f"- missing (scored as `missing_score` failures): {len(match.missing_ids)}"
+            + (f" ({shown(match.missing_ids)})" if match.missing_ids else ""),
+            f"- unknown ids (no such item in the data): {len(match.unknown_ids)}"
+            + (f" ({shown(match.unknown_ids)})" if match.unknown_ids else ""),
+            f"- duplicate rows with the same scores: {match.duplicate_rows} (a duplicate with other scores is refused)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def failure_ids_lines(report: BenchmarkReport) -> list[str]:
+    """``kind (n): id, id, ...`` per failure kind, for the Markdown report and the console."""
+    return [f"{kind} ({len(ids)}): {shown(ids)}" for kind, ids in report.failure_ids.items()]
 
 
 def markdown(report: BenchmarkReport) -> str:
@@ -82,14 +115,22 @@ def markdown(report: BenchmarkReport) -> str:
     if report.metrics:
         lines += ["", "| metric | value |", "|---|---:|"]
         lines += [f"| {key} | {_metric(value)} |" for key, value in report.metrics.items()]
+    if report.failure_ids:
+        lines += ["", "Failed items by kind:", ""] + [f"- {line}" for line in failure_ids_lines(report)]
     if report.notes:
         lines += [""] + [f"- note: {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(reports: Sequence[BenchmarkReport], path: str | Path, *, title: str = "Evaluation report") -> Path:
+def write_markdown(
+    reports: Sequence[BenchmarkReport],
+    path: str | Path,
+    *,
+    title: str = "Evaluation report",
+    match: MatchAccount | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "\n".join(markdown(r) for r in reports)
+    body = "\n".join(([match_markdown(match)] if match is not None else []) + [markdown(r) for r in reports])
     path.write_text(f"# {title}\n\nAccuracies in percent.\n\n{body}", encoding="utf-8")
     return path

@@ -1,27 +1,54 @@
 """Scoring a benchmark's items with any scorer, concurrently and resumably.
 
-The runner knows nothing of benchmarks or engines: a :class:`Scorer` turns (prompt,
-responses) into one :class:`ResponseScore` per response. It skips items the store
-already holds, takes what it can from the cache, asks the scorer for the rest, and
-writes each item to the store the moment it is finished.
-:class:`PrecomputedScorer` is a scorer over a file of published per-item scores, so any
-reward model's outputs go through the same metrics as our judge's.
+The runner knows nothing of benchmarks or engines: a :class:`Scorer` gives one
+:class:`ResponseScore` per requested position of an item. It skips items the store already
+holds, takes what it can from the cache, asks the scorer for the rest, and writes each item to
+the store the moment it is finished. A score that is not a finite number becomes a counted
+``invalid_score`` failure here, whichever scorer produced it.
+:class:`~cerm_reward.evaluation.precomputed.PrecomputedScorer` is a scorer over a file of
+published per-item scores, so any reward model's outputs go through the same metrics as our
+judge's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from enum import Enum
+from typing import Protocol, runtime_checkable
 
 from cerm_reward.data.items import EvalItem, ResponseScore, ScoredItem
-from cerm_reward.data.loaders import read_rows
 from cerm_reward.errors import InputError
-from cerm_reward.evaluation.store import ResultStore, ScoreCache
+from cerm_reward.evaluation.store import ResultStore, ScoreCache, group_key, response_key
 from cerm_reward.results import FailureKind
+
+
+class ScoreScope(str, Enum):
+    """What a scorer's score of one response depends on, besides the scorer's identity.
+
+    The score cache keys a score by exactly this, so a cached score can never stand in for a
+    different one.
+    """
+
+    RESPONSE = "response"
+    """The prompt and the response alone (a pointwise judge: CE-RM, Critic-RM). Cached per
+    response; an item sends only the responses the cache lacks."""
+    GROUP = "group"
+    """The prompt and every response of the item, in order (the round-robin pairwise judge, any
+    listwise judge). Cached per (group, position); an item is always scored whole."""
+    ITEM = "item"
+    """The item's id and the response's position (precomputed scores read from a file). Never
+    cached: the same text in two items may carry two scores."""
+
+    @property
+    def cache_rule(self) -> str:
+        """How the cache treats this scope, in words for the report."""
+        return {
+            ScoreScope.RESPONSE: "per response: key = (judge identity, prompt, response)",
+            ScoreScope.GROUP: "per group: key = (judge identity, prompt, all responses in order, position)",
+            ScoreScope.ITEM: "off: scores are read by item id and position",
+        }[self]
 
 
 @runtime_checkable
@@ -30,13 +57,16 @@ class Scorer(Protocol):
 
     ``identity`` names the judge *and* everything that changes its scores (model, template
     version, decoding settings): it keys the score cache and is recorded with every stored
-    item, so two configurations never share results.
+    item, so two configurations never share results. ``scope`` says what else a score depends
+    on (:class:`ScoreScope`), which the cache key follows.
     """
 
     identity: str
+    scope: ScoreScope
 
-    async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
-        """One result per response, in order. A failure on one response is a result, not an exception."""
+    async def score(self, item: EvalItem, positions: Sequence[int]) -> list[ResponseScore]:
+        """One result per position of ``item.responses`` asked for, in order (every position
+        unless the scope is ``RESPONSE``). A failure on one response is a result, not an exception."""
         ...
 
 
@@ -72,23 +102,33 @@ class RunStats:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+def _cache_keys(item: EvalItem, scorer: Scorer) -> list[str] | None:
+    """The cache key of each of the item's responses under the scorer's scope (``None``: not cached)."""
+    if scorer.scope is ScoreScope.RESPONSE:
+        return [response_key(scorer.identity, item.prompt, response) for response in item.responses]
+    if scorer.scope is ScoreScope.GROUP:
+        return [group_key(scorer.identity, item.prompt, item.responses, i) for i in range(len(item.responses))]
+    return None
+
+
 async def _score_item(
     item: EvalItem, scorer: Scorer, cache: ScoreCache | None, stats: RunStats, *, raise_errors: bool
 ) -> list[ResponseScore]:
     results: list[ResponseScore | None] = [None] * len(item.responses)
-    if cache is not None:
-        for index, response in enumerate(item.responses):
-            hit = cache.get(scorer.identity, item.prompt, response)
-            if hit is not None:
-                results[index] = hit
-                stats.cache_hits += 1
-            else:
-                stats.cache_misses += 1
+    keys = _cache_keys(item, scorer) if cache is not None else None
+    if cache is not None and keys is not None:
+        hits = [cache.get(key) for key in keys]
+        if scorer.scope is ScoreScope.GROUP and None in hits:
+            hits = [None] * len(hits)  # a group is scored whole: part of it from the cache would be another group
+        for index, hit in enumerate(hits):
+            results[index] = hit
+        stats.cache_hits += sum(hit is not None for hit in hits)
+        stats.cache_misses += sum(hit is None for hit in hits)
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:
         stats.scorer_calls += 1
         try:
-            fresh = await scorer.score(item.prompt, [item.responses[i] for i in missing])
+            fresh = await scorer.score(item, missing)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -99,9 +139,9 @@ async def _score_item(
         if len(fresh) != len(missing):
             raise RuntimeError(f"{scorer.identity}: {len(fresh)} results for {len(missing)} responses of {item.id}")
         for index, result in zip(missing, fresh, strict=True):
-            results[index] = result
-            if cache is not None:
-                cache.put(scorer.identity, item.prompt, item.responses[index], result)
+            results[index] = result.finite()
+            if cache is not None and keys is not None:
+                cache.put(keys[index], scorer.identity, results[index])
     return [r for r in results if r is not None]
 
 
@@ -175,75 +215,3 @@ async def evaluate(
     finally:
         store.sync()
     return [ScoredItem(item, store.scores(item.id)) for item in items], stats
-
-
-# --- precomputed scores ------------------------------------------------------------------------
-
-MISSING_SCORE = "missing_score"
-"""Failure kind of a response the precomputed file has no score for."""
-
-
-class PrecomputedScorer:
-    """A scorer that reads another model's per-item scores from a JSONL/JSON file.
-
-    Rows are ``{"id", "scores": [...]}`` aligned with the item's ``responses``, or
-    ``{"id", "chosen_scores": [...], "rejected_scores": [...]}`` aligned with its chosen and
-    rejected lists; a score may be ``null``, and an optional ``failures`` list (aligned like
-    ``scores``) names failure kinds. Because a scorer sees only (prompt, response), the
-    file's scores are attached to the items' texts when the scorer is built: the same
-    (prompt, response) in two items must have one score (``conflicts`` counts the pairs where
-    the file disagrees with itself; the first value is kept). A response without a score
-    gets the failure ``missing_score``.
-    """
-
-    def __init__(self, path: str | Path, items: Sequence[EvalItem], *, name: str | None = None) -> None:
-        self.path = Path(path)
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
-        self.identity = f"precomputed:{name or self.path.name}:{digest}"
-        self.conflicts = 0
-        self.unknown_ids: list[str] = []
-        self._scores: dict[tuple[str, str], ResponseScore] = {}
-        by_id = {item.id: item for item in items}
-        for row in read_rows(self.path):
-            item_id = str(row.get("id"))
-            item = by_id.get(item_id)
-            if item is None:
-                self.unknown_ids.append(item_id)
-                continue
-            for index, result in self._row_scores(row, item).items():
-                key = (item.prompt, item.responses[index])
-                previous = self._scores.get(key)
-                if previous is not None and previous.score != result.score:
-                    self.conflicts += 1
-                    continue
-                self._scores.setdefault(key, result)
-
-    @staticmethod
-    def _row_scores(row: dict[str, Any], item: EvalItem) -> dict[int, ResponseScore]:
-        def result(value: Any, failure: Any) -> ResponseScore:
-            if isinstance(value, list) and len(value) == 1:  # some RM outputs wrap a scalar
-                value = value[0]
-            if value is None:
-                return ResponseScore(None, failure or MISSING_SCORE, "null score in the precomputed file")
-            return ResponseScore(float(value), failure)
-
-        failures = row.get("failures") or []
-        if "scores" in row:
-            values = row["scores"]
-            if len(values) != len(item.responses):
-                raise InputError(f"{item.id}: {len(values)} scores for {len(item.responses)} responses")
-            return {i: result(v, failures[i] if i < len(failures) else None) for i, v in enumerate(values)}
-        if "chosen_scores" in row and "rejected_scores" in row:
-            chosen, rejected = row["chosen_scores"], row["rejected_scores"]
-            if len(chosen) != len(item.chosen) or len(rejected) != len(item.rejected):
-                raise InputError(f"{item.id}: chosen/rejected score counts do not match the item")
-            out = {index: result(v, None) for index, v in zip(item.chosen, chosen, strict=True)}
-            out.update({index: result(v, None) for index, v in zip(item.rejected, rejected, strict=True)})
-            return out
-        raise InputError(f"{item.id}: a precomputed row needs 'scores' or 'chosen_scores' + 'rejected_scores'")
-
-    async def score(self, prompt: str, responses: list[str]) -> list[ResponseScore]:
-        return [
-            self._scores.get((prompt, response), ResponseScore(None, MISSING_SCORE, "not in the precomputed file"))
-            for response in responses
-        ]

@@ -7,9 +7,11 @@ On reopening it reads the good lines back and cuts a torn last line (the one a k
 interrupted), so the resumed run scores exactly the items that are missing: none twice,
 none lost.
 
-:class:`ScoreCache` is keyed by (judge identity, prompt, response), so an identical
-input met again (in another run, another benchmark, a repeated row) reuses its score
-instead of paying for another judge call.
+:class:`ScoreCache` is keyed by everything a score depends on, so an identical input met
+again (in another run, another benchmark, a repeated row) reuses its score instead of paying
+for another judge call, and nothing else ever does: a pointwise judge's score depends on
+(judge identity, prompt, response) (:func:`response_key`), a group-dependent judge's on the
+whole group and the response's position in it (:func:`group_key`).
 """
 
 from __future__ import annotations
@@ -149,14 +151,28 @@ class ResultStore:
         self.close()
 
 
-def cache_key(judge: str, prompt: str, response: str) -> str:
-    """SHA-256 of (judge identity, prompt, response), JSON-encoded so field boundaries cannot blur."""
-    payload = json.dumps([judge, prompt, response], ensure_ascii=False, separators=(",", ":"))
+def _digest(parts: list[Any]) -> str:
+    """SHA-256 of the JSON-encoded parts, so field boundaries cannot blur."""
+    payload = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def response_key(judge: str, prompt: str, response: str) -> str:
+    """The key of a pointwise judge's score: (judge identity, prompt, response) (three parts, where a
+    group key has five, so the two kinds never meet; caches written before group keys stay valid)."""
+    return _digest([judge, prompt, response])
+
+
+def group_key(judge: str, prompt: str, responses: Sequence[str], position: int) -> str:
+    """The key of a group-dependent judge's score: (judge identity, prompt, every response in order, position).
+
+    The same text in another group, or at another position of the same group, is another key.
+    """
+    return _digest(["group", judge, prompt, list(responses), position])
+
+
 class ScoreCache:
-    """SQLite cache of response scores keyed by :func:`cache_key`.
+    """SQLite cache of response scores keyed by :func:`response_key` or :func:`group_key`.
 
     Only scores are cached by default: a failure (engine error, timeout, unparsable
     evaluation) may not happen again, so it is retried next time. Pass
@@ -178,23 +194,22 @@ class ScoreCache:
         )
         self._db.commit()
 
-    def get(self, judge: str, prompt: str, response: str) -> ResponseScore | None:
-        row = self._db.execute(
-            "SELECT score, failure, detail, length FROM scores WHERE key = ?", (cache_key(judge, prompt, response),)
-        ).fetchone()
+    def get(self, key: str) -> ResponseScore | None:
+        row = self._db.execute("SELECT score, failure, detail, length FROM scores WHERE key = ?", (key,)).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
         return ResponseScore(score=row[0], failure=row[1], detail=row[2], length=row[3])
 
-    def put(self, judge: str, prompt: str, response: str, result: ResponseScore) -> bool:
-        """Store a result; returns whether it was stored (failures are skipped unless enabled)."""
+    def put(self, key: str, judge: str, result: ResponseScore) -> bool:
+        """Store a result under ``key`` (``judge`` is kept beside it for inspection); returns whether
+        it was stored (failures are skipped unless enabled)."""
         if result.failure is not None and not self.cache_failures:
             return False
         self._db.execute(
             "INSERT OR REPLACE INTO scores (key, judge, score, failure, detail, length) VALUES (?, ?, ?, ?, ?, ?)",
-            (cache_key(judge, prompt, response), judge, result.score, result.failure, result.detail, result.length),
+            (key, judge, result.score, result.failure, result.detail, result.length),
         )
         self._db.commit()
         return True

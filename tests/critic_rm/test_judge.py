@@ -8,7 +8,8 @@ import pytest
 
 from cerm_reward.config import CriticJudgeConfig, SamplingConfig
 from cerm_reward.data.loaders import load_llmbar
-from cerm_reward.evaluation.scoring_loop import Scorer, evaluate
+from cerm_reward.evaluation.scorers import JudgeScorer
+from cerm_reward.evaluation.scoring_loop import Scorer, ScoreScope, evaluate
 from cerm_reward.evaluation.store import ResultStore
 from cerm_reward.judges.critic_rm.judge import CriticRmJudge
 from cerm_reward.results import FailureKind
@@ -39,9 +40,10 @@ async def test_scorer_interface_runs_in_the_evaluation_harness(embedded_engine, 
     judge = CriticRmJudge.open(
         embedded_engine, CriticJudgeConfig(checkpoint=str(checkpoint), critique=SamplingConfig(max_tokens=24))
     )
-    assert isinstance(judge, Scorer) and "k=1" in judge.identity
+    scorer = JudgeScorer(judge)
+    assert isinstance(scorer, Scorer) and scorer.scope is ScoreScope.RESPONSE and "k=1" in scorer.identity
     items = load_llmbar(LLMBAR)[:2]
-    scored, stats = await evaluate(items, judge, ResultStore(tmp_path / "store.jsonl"))
+    scored, stats = await evaluate(items, scorer, ResultStore(tmp_path / "store.jsonl"))
     assert stats.scored == 2 and not stats.failures
     assert all(isinstance(s.score, float) and s.failure is None for item in scored for s in item.scores)
 

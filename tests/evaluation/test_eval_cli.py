@@ -176,7 +176,7 @@ def test_precomputed_scores_give_the_hand_computed_judgebench_numbers(tmp_path):
     assert bench["metrics"]["accuracy_ties_to_B"] == pytest.approx(2 / 3)
     assert report["meta"]["judge"].startswith("precomputed:scores.jsonl:")
 
-    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "p1", "scores": [0.1, 0.9]}])
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": f"p{k}", "scores": [0.1, 0.9]} for k in (1, 2, 3)])
     refused = cerm("eval", str(data), "--format", "judgebench", "--judge", "precomputed", "--scores", str(other), "-o", str(run))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr  # a store belongs to one judge: another
     assert f"{run / 'results.jsonl'} holds results of judge" in " ".join(refused.stderr.split())  # cannot resume it

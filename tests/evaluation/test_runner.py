@@ -9,7 +9,8 @@ import pytest
 from cerm_reward.data.items import ResponseScore
 from cerm_reward.data.loaders import load_items
 from cerm_reward.evaluation.metrics import compute_report
-from cerm_reward.evaluation.scoring_loop import PrecomputedScorer, Scorer, evaluate
+from cerm_reward.evaluation.precomputed import PrecomputedScorer
+from cerm_reward.evaluation.scoring_loop import Scorer, ScoreScope, evaluate
 from cerm_reward.evaluation.store import ResultStore
 from tests.evaluation.helpers import SHARED_DATA
 from tests.evaluation.test_store import make_items
@@ -45,7 +46,8 @@ async def test_precomputed_scores_on_llmbar_end_to_end(tmp_path, layout):
                 row["rejected_scores"] = [len(r) for r in item.rejected_responses]
             handle.write(json.dumps(row) + "\n")
     scorer = PrecomputedScorer(scores_file, items, name="length")
-    assert isinstance(scorer, Scorer) and scorer.conflicts == 0 and scorer.unknown_ids == []
+    match = scorer.match(items)
+    assert isinstance(scorer, Scorer) and match.matched == 419 and not match.missing_ids and not match.unknown_ids
     with ResultStore(tmp_path / "run.jsonl") as store:
         scored, stats = await evaluate(items, scorer, store, concurrency=8)
     assert stats.scored == 419 and stats.failed_items == 0
@@ -68,7 +70,8 @@ async def test_missing_precomputed_scores_are_failures(tmp_path):
         encoding="utf-8",
     )
     scorer = PrecomputedScorer(path, items)
-    assert scorer.unknown_ids == ["elsewhere"]
+    match = scorer.match(items)
+    assert match.unknown_ids == ("elsewhere",) and match.missing_ids == ("i2",) and match.matched == 2
     with ResultStore(tmp_path / "run.jsonl") as store:
         scored, _ = await evaluate(items, scorer, store)
     report = compute_report(scored)
@@ -78,17 +81,18 @@ async def test_missing_precomputed_scores_are_failures(tmp_path):
 
 class SlowScorer:
     identity = "slow"
+    scope = ScoreScope.RESPONSE
 
     def __init__(self):
         self.active = 0
         self.peak = 0
 
-    async def score(self, prompt, responses):
+    async def score(self, item, positions):
         self.active += 1
         self.peak = max(self.peak, self.active)
         await asyncio.sleep(0.01)
         self.active -= 1
-        if prompt == "q3":
+        if item.prompt == "q3":
             raise ConnectionError("engine went away")
         return [ResponseScore(1.0), ResponseScore(0.0)]
 

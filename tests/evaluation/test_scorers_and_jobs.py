@@ -68,7 +68,7 @@ async def test_pairwise_shares_reproduce_judgebench_net_vote_for_every_verdict_c
         return script[(shown_first, shown_second)]
 
     scorer = PairwiseScorer(PairwiseJudge(ScriptedEngine(reply), SamplingConfig(max_tokens=16)))
-    scored = [ScoredItem(i, await scorer.score(i.prompt, i.responses)) for i in items]
+    scored = [ScoredItem(i, await scorer.score(i, range(len(i.responses)))) for i in items]
 
     pointwise = judgebench_report(scored)
     both_orders = judgebench_pairwise_report(items, verdicts)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from cerm_reward.data.items import EvalItem, ResponseScore
-from cerm_reward.evaluation.scoring_loop import evaluate
-from cerm_reward.evaluation.store import ResultStore, ScoreCache, StoreError
+from cerm_reward.evaluation.scoring_loop import ScoreScope, evaluate
+from cerm_reward.evaluation.store import ResultStore, ScoreCache, StoreError, group_key, response_key
 
 
 def make_items(n, prefix="i"):
@@ -29,17 +29,20 @@ class Killed(Exception):
 
 
 class CountingScorer:
-    """Scores a response by its length; counts calls and responses; can fail on one prompt."""
+    """A pointwise scorer: a response's score is its length; counts calls; can fail on one prompt."""
+
+    scope = ScoreScope.RESPONSE
 
     def __init__(self, identity="len-v1", fail_on=None):
         self.identity = identity
         self.fail_on = fail_on
         self.calls = []
 
-    async def score(self, prompt, responses):
-        if prompt == self.fail_on:
-            raise Killed(prompt)
-        self.calls.append((prompt, list(responses)))
+    async def score(self, item, positions):
+        if item.prompt == self.fail_on:
+            raise Killed(item.prompt)
+        responses = [item.responses[i] for i in positions]
+        self.calls.append((item.prompt, responses))
         return [ResponseScore(float(len(r))) for r in responses]
 
 
@@ -144,12 +147,19 @@ async def test_cache_reuses_scores_across_runs_and_benchmarks(tmp_path):
 async def test_cache_scores_only_missing_responses_and_skips_failures(tmp_path):
     cache = ScoreCache(tmp_path / "cache.sqlite")
     item = make_items(1)[0]
-    cache.put("len-v1", item.prompt, item.responses[0], ResponseScore(6.0))
-    assert not cache.put("len-v1", item.prompt, item.responses[1], ResponseScore(None, "timeout"))
+    cache.put(response_key("len-v1", item.prompt, item.responses[0]), "len-v1", ResponseScore(6.0))
+    assert not cache.put(response_key("len-v1", item.prompt, item.responses[1]), "len-v1", ResponseScore(None, "timeout"))
     scorer = CountingScorer()
     with ResultStore(tmp_path / "run.jsonl") as store:
         [result], _ = await evaluate([item], scorer, store, cache=cache)
     assert scorer.calls == [(item.prompt, [item.responses[1]])]
     assert result.values == [6.0, 5.0]
     persisted = ScoreCache(tmp_path / "cache.sqlite")
-    assert persisted.get("len-v1", item.prompt, item.responses[1]) == ResponseScore(5.0)
+    assert persisted.get(response_key("len-v1", item.prompt, item.responses[1])) == ResponseScore(5.0)
+
+
+def test_a_group_key_names_the_whole_group_and_the_position():
+    key = group_key("j", "q", ["a", "b"], 0)
+    assert key != group_key("j", "q", ["a", "c"], 0)  # another group around the same text
+    assert key != group_key("j", "q", ["a", "b"], 1) and key != group_key("j", "q", ["b", "a"], 1)
+    assert key != response_key("j", "q", "a")
