@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
+import yaml
 
 from cerm_reward.bench.figures import Figure, at_least, reported, skipped
 from cerm_reward.bench.timing import alternate
 from cerm_reward.bench.workload import BenchGroup, response_count, score_groups
 from cerm_reward.config import CermConfig
 from cerm_reward.judges.cerm.judge import CermJudge
+from cerm_reward.serving.ray_pool import JudgePool
 
 
 async def http_vs_in_process(judge: CermJudge, groups: Sequence[BenchGroup], repeats: int) -> list[Figure]:
@@ -62,7 +66,12 @@ async def http_vs_in_process(judge: CermJudge, groups: Sequence[BenchGroup], rep
 
 async def verl_vs_direct(pool, pool_name: str, groups: Sequence[BenchGroup], repeats: int) -> list[Figure]:
     """verl's ``RewardLoopManager`` with our manager (per-sample calls from its reward workers) vs
-    ``pool.score_group`` per group, on the same pool and the same response texts."""
+    ``pool.score_group`` per group, on the same pool and the same response texts.
+
+    verl's reward workers attach to the bench's pool only with the very settings it runs with
+    (a creator with others is refused), so they get the live pool's judge config as
+    ``reward.cerm.config`` and its namespace.
+    """
     try:
         from verl.experimental.reward_loop import RewardLoopManager
     except ImportError as error:
@@ -74,11 +83,16 @@ async def verl_vs_direct(pool, pool_name: str, groups: Sequence[BenchGroup], rep
 
     policy = str(embedded_checkpoint())  # only its tokenizer is used: it lays out the batch as a policy would
     tokenizer = AutoTokenizer.from_pretrained(policy)
+    live = JudgePool.live_settings(pool_name, pool.config.namespace)
+    judge_file = Path(tempfile.mkdtemp(prefix="cerm-bench-")) / "judge.yaml"
+    judge_file.write_text(yaml.safe_dump(live["judge"]), encoding="utf-8")
     config = compose_trainer_config(
         "reward=cerm",
         "reward.num_workers=2",
         f"actor_rollout_ref.model.path={policy}",
+        f"reward.cerm.config={judge_file}",
         f"reward.cerm.pool.name={pool_name}",
+        f"reward.cerm.pool.namespace={pool.config.namespace}",
         "reward.cerm.metrics.enable=false",
     )
     batch = grpo_batch(tokenizer, [(group.query, group.responses) for group in groups], prompt_length=512, response_length=512)

@@ -20,7 +20,12 @@ from cerm_reward.results import FailureKind
 
 PREFIX = "cerm/"
 INVALID_INPUT = "invalid_input"
-FAILURE_KINDS = (*(kind.value for kind in FailureKind), INVALID_INPUT)
+"""The sample's prompt could not be rendered into a query: the judge was never asked."""
+ENGINE_ERROR = FailureKind.ENGINE_ERROR.value
+"""A replica raised while judging the sample (its engine or its judge)."""
+POOL_UNREACHABLE = "pool_unreachable"
+"""No replica answered within ``pool.call_timeout_s`` (dead, restarting beyond the deadline, or unplaceable)."""
+FAILURE_KINDS = (*(kind.value for kind in FailureKind), INVALID_INPUT, POOL_UNREACHABLE)
 SHARED_LOOKUPS = frozenset({"hit", "joined", "provided"})
 
 

@@ -7,13 +7,29 @@ start-up with the key's name instead of being ignored.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from cerm_reward.config import CermConfig
 from cerm_reward.frozen import FrozenModel
-from cerm_reward.serving.ray_pool import PoolConfig
+from cerm_reward.serving.ray_pool import NAMESPACE, PoolConfig
+
+DEFAULT_POOL_NAME = "cerm-judge"
+"""The pool's name when neither ``pool.name`` nor ``trainer.experiment_name`` gives one."""
+
+
+def job_namespace(job_id: str) -> str:
+    """The Ray namespace of one job's own judge actors (its pool unless detached, and its metrics collector)."""
+    return f"{NAMESPACE}.job-{job_id}"
+
+
+def current_job_namespace() -> str:
+    """:func:`job_namespace` of the Ray job this process belongs to (the same in verl's driver and workers)."""
+    import ray
+
+    return job_namespace(ray.get_runtime_context().get_job_id())
 
 
 class PolicyOutputSettings(FrozenModel):
@@ -32,6 +48,28 @@ class MetricsSettings(FrozenModel):
     """Criteria/critique examples per step in the W&B table ``cerm/examples`` (0 = none)."""
 
 
+class VerlPoolSettings(PoolConfig):
+    """``reward.cerm.pool``: :class:`PoolConfig` whose name and namespace default to the job's own.
+
+    Two jobs on one cluster must not share a judge (nor its metrics), so an unset ``name``
+    becomes ``cerm-<trainer.experiment_name>`` and an unset ``namespace`` the job's own
+    (``cerm_reward.job-<Ray job id>``). A ``detached`` pool is meant to be found by the next
+    run, so its default namespace is the shared ``cerm_reward``.
+    """
+
+    name: str | None = None  # type: ignore[assignment]
+    namespace: str | None = None  # type: ignore[assignment]
+
+    def resolved(self, experiment: str | None, job_namespace: str) -> PoolConfig:
+        name = self.name or (f"cerm-{_actor_safe(experiment)}" if experiment else DEFAULT_POOL_NAME)
+        namespace = self.namespace or (NAMESPACE if self.detached else job_namespace)
+        return PoolConfig.model_validate({**self.model_dump(), "name": name, "namespace": namespace})
+
+
+def _actor_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or DEFAULT_POOL_NAME
+
+
 class VerlJudgeSettings(FrozenModel):
     """``reward.cerm`` in a verl config (see ``config/reward/cerm.yaml`` for the commented defaults)."""
 
@@ -39,7 +77,9 @@ class VerlJudgeSettings(FrozenModel):
     """A ``cerm config`` YAML (engine + judge); ``engine`` and ``judge`` below override its keys."""
     engine: dict[str, Any] = Field(default_factory=dict)
     judge: dict[str, Any] = Field(default_factory=dict)
-    pool: PoolConfig = PoolConfig(name="verl")
+    pool: VerlPoolSettings = VerlPoolSettings()
+    experiment: str | None = None
+    """``trainer.experiment_name``, read from the trainer config (the default pool name derives from it)."""
     policy_output: PolicyOutputSettings = PolicyOutputSettings()
     metrics: MetricsSettings = MetricsSettings()
 
@@ -52,7 +92,13 @@ class VerlJudgeSettings(FrozenModel):
     def from_trainer_config(cls, trainer_config: Any) -> VerlJudgeSettings:
         """Read ``reward.cerm`` from verl's trainer config (absent = all defaults)."""
         reward = trainer_config.get("reward") or {}
-        return cls.from_node(reward.get("cerm"))
+        settings = cls.from_node(reward.get("cerm"))
+        experiment = (trainer_config.get("trainer") or {}).get("experiment_name")
+        return settings.model_copy(update={"experiment": experiment}) if experiment else settings
+
+    def pool_config(self, job_namespace: str | None = None) -> PoolConfig:
+        """The pool this job's judge runs on (name and namespace resolved; see :class:`VerlPoolSettings`)."""
+        return self.pool.resolved(self.experiment, job_namespace or current_job_namespace())
 
     @classmethod
     def from_node(cls, node: Any) -> VerlJudgeSettings:

@@ -2,7 +2,7 @@
 
 verl does not log training-time ``reward_extra_info``, and its trainer offers no metrics
 hook, so the plugin wraps ``verl.utils.tracking.Tracking.log`` (in the trainer's process,
-where verl logs). Before each log call the wrapper drains the pools' metrics collectors
+where verl logs). Before each log call the wrapper drains the job's metrics collectors
 and merges their numbers into the step's data, so they reach every backend the user
 chose (console, W&B, TensorBoard, ...); with W&B it also logs a table of sampled
 criteria and critiques. A failure here is logged and never breaks verl's logging.
@@ -22,22 +22,23 @@ TABLE_COLUMNS = ("query", "criteria", "critique", "score", "failure")
 
 
 def drain_judge_metrics() -> tuple[dict[str, float], list[dict[str, str]]]:
-    """Metrics and example rows of every judge pool's collector in this Ray cluster."""
+    """Metrics and example rows of this job's judge collectors (never another job's on the same cluster)."""
     import ray
 
-    from cerm_reward.serving.ray_pool import NAMESPACE
+    from cerm_reward.integrations.verl.settings import current_job_namespace
 
     if not ray.is_initialized():
         return {}, []
+    namespace = current_job_namespace()
     metrics: dict[str, float] = {}
     rows: list[dict[str, str]] = []
     collectors = sorted(
         a["name"]
         for a in ray.util.list_named_actors(all_namespaces=True)
-        if a["namespace"] == NAMESPACE and a["name"].endswith("-metrics")
+        if a["namespace"] == namespace and a["name"].endswith("-metrics")
     )
     for name in collectors:
-        pool_metrics, pool_rows = ray.get(ray.get_actor(name, namespace=NAMESPACE).drain.remote(), timeout=30)
+        pool_metrics, pool_rows = ray.get(ray.get_actor(name, namespace=namespace).drain.remote(), timeout=30)
         if len(collectors) > 1:  # several pools in one job: cerm/<pool>/<metric>
             pool = name.removesuffix("-metrics")
             pool_metrics = {f"cerm/{pool}/{key.removeprefix('cerm/')}": value for key, value in pool_metrics.items()}

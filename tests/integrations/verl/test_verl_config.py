@@ -14,8 +14,8 @@ pytest.importorskip("verl")
 
 from cerm_reward.errors import ConfigError  # noqa: E402
 from cerm_reward.integrations.verl.batches import compose_trainer_config  # noqa: E402
-from cerm_reward.integrations.verl.main_ppo import RewardSwitchError, check_reward_switch  # noqa: E402
-from cerm_reward.integrations.verl.settings import VerlJudgeSettings  # noqa: E402
+from cerm_reward.integrations.verl.main_ppo import RewardSwitchError, check_reward_switch, self_placed_judge  # noqa: E402
+from cerm_reward.integrations.verl.settings import VerlJudgeSettings, job_namespace  # noqa: E402
 
 
 def cfg_job(module: str, *overrides: str) -> dict:
@@ -39,7 +39,8 @@ def test_each_switch_form_selects_the_cerm_reward_group(module, switch):
     assert reward["reward_manager"]["name"] == "cerm" and reward["reward_manager"]["source"] == "register"
     assert reward["num_workers"] == 8 and reward["reward_model"]["enable"] is False  # verl's own defaults kept
     settings = VerlJudgeSettings.model_validate(reward["cerm"])
-    assert settings.pool.replicas == 2 and settings.pool.name == "verl" and settings.policy_output.strip_think
+    assert settings.pool.replicas == 2 and settings.policy_output.strip_think
+    assert settings.pool.name is None and settings.pool.namespace is None  # the job's own, resolved at start-up
 
 
 def test_literal_reward_model_switch_on_stock_main_ppo_is_refused_by_hydra_with_the_plugin():
@@ -101,7 +102,7 @@ def test_the_critic_rm_switch_keeps_the_manager_and_pool_and_selects_the_critic_
     cerm = settings.cerm_config()
     assert isinstance(cerm.judge, CriticJudgeConfig) and cerm.judge.critiques_per_response == 4
     assert cerm.judge.checkpoint == str(tmp_path) and cerm.judge_engine.model == str(tmp_path)  # its own critic
-    assert settings.pool.name == "verl" and cerm.judge.critique.max_tokens == 1024  # null in the group = the default
+    assert cerm.judge.critique.max_tokens == 1024  # null in the group = the default
     routed = settings.cerm_config(reward_router_address="10.0.0.1:8000", router_model="critic")
     assert routed.judge_engine.kind == "http" and isinstance(routed.judge, CriticJudgeConfig)  # verl hosts the critic
     with pytest.raises(ValueError, match="judge.checkpoint is required"):
@@ -110,6 +111,21 @@ def test_the_critic_rm_switch_keeps_the_manager_and_pool_and_selects_the_critic_
         VerlJudgeSettings.from_trainer_config(
             compose_trainer_config(switch, checkpoint, "reward.cerm.judge.criteria.max_tokens=8")
         ).cerm_config()
+
+
+def test_pool_name_and_namespace_come_from_the_job_unless_set():
+    settings = VerlJudgeSettings.from_trainer_config(compose_trainer_config("reward=cerm", "trainer.experiment_name=run a/1"))
+    one, two = settings.pool_config(job_namespace("01000000")), settings.pool_config(job_namespace("02000000"))
+    assert one.name == two.name == "cerm-run-a-1" and one.namespace != two.namespace  # two jobs, two pools
+    detached = settings.model_copy(update={"pool": settings.pool.model_copy(update={"detached": True})})
+    assert detached.pool_config(job_namespace("01000000")).namespace == "cerm_reward"  # the next run finds it
+    named = VerlJudgeSettings.from_node({"pool": {"name": "shared", "namespace": "team"}})
+    assert (named.pool_config("ignored").name, named.pool_config("ignored").namespace) == ("shared", "team")
+    assert VerlJudgeSettings.from_node(None).pool_config("ns").name == "cerm-judge"  # compute_score: no trainer config
+    assert not self_placed_judge(compose_trainer_config("reward=cerm"))  # CPU/http judge: nothing to reserve
+    assert not self_placed_judge(
+        compose_trainer_config("reward=cerm", "reward.cerm.pool.num_gpus=1", "reward.reward_model.enable=true")
+    )
 
 
 def test_unknown_cerm_keys_fail_with_their_name():
@@ -133,4 +149,7 @@ def test_the_grpo_recipe_composes_and_passes_verls_validation(tmp_path):
     assert cerm.engine.model == "PKU-ONELab/CE-RM-4B" and cerm.judge.failure.on_failure == "neutral"
     assert cerm.judge.evaluation.max_tokens == 8192  # null in the group = cerm's default
     assert settings.pool.replicas == 8 and settings.pool.resources == {"cerm_judge": 1}
+    pool = settings.pool_config(job_namespace("0a000000"))  # one pool per job: named after the experiment
+    assert (pool.name, pool.namespace) == ("cerm-qwen3-8b-grpo-ce-rm-4b", "cerm_reward.job-0a000000")
+    assert self_placed_judge(config)  # our entry point reserves its placement before verl's pools
     assert config.actor_rollout_ref.rollout.n == 8 and config.algorithm.adv_estimator == "grpo"
