@@ -4,7 +4,7 @@
 #   BASE=meta-llama/Llama-3.1-8B-Instruct DATA=prefs.jsonl OUT=runs/critic-rm bash recipes/critic_rm/train.sh
 set -euo pipefail
 BASE=${BASE:?base instruct model (hub id or folder)}
-DATA=${DATA:?preference data: {prompt, chosen, rejected} JSONL, or FORMAT=llmbar/rm-bench/...}
+DATA=${DATA:?set DATA to preference pairs: a prompt/chosen/rejected JSONL, or FORMAT=llmbar/rm-bench/... data}
 FORMAT=${FORMAT:-pairs}
 OUT=${OUT:-runs/critic-rm}
 BACKEND=${BACKEND:-fsdp}
@@ -22,9 +22,9 @@ case "$BACKEND" in
   deepspeed) LAUNCH_CONFIG="$HERE/accelerate_deepspeed_zero3.yaml" ;;
   *) echo "BACKEND must be fsdp or deepspeed" >&2; exit 2 ;;
 esac
-accelerate launch --config_file "$LAUNCH_CONFIG" --num_processes "$GPUS" -m cerm_reward.cli.app \
+accelerate launch --config_file "$LAUNCH_CONFIG" --num_processes "$GPUS" -m cerm_reward.cli \
   critic train "$OUT/critiques.jsonl" --base-model "$BASE" -c "$HERE/train.yaml" -o "$OUT/model"
-# torchrun works the same way: torchrun --nproc_per_node "$GPUS" -m cerm_reward.cli.app critic train ...
+# torchrun works the same way: torchrun --nproc_per_node "$GPUS" -m cerm_reward.cli critic train ...
 
 # Stage 3, use it: the critic_rm judge wherever CE-RM runs, e.g.
 #   cerm score rollouts.jsonl -o scores.jsonl --judge critic_rm --checkpoint "$OUT/model"

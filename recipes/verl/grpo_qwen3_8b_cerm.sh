@@ -21,6 +21,7 @@ PYTHON=${PYTHON:-python3}
 exec "$PYTHON" -m cerm_reward.integrations.verl.main_ppo \
     reward_model=cerm \
     algorithm.adv_estimator=grpo \
+    critic.enable=False \
     data.train_files="$DATA/train.parquet" \
     data.val_files="$DATA/test.parquet" \
     data.train_batch_size=128 \

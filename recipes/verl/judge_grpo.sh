@@ -12,6 +12,8 @@
 #
 # The trained judge is served as it is saved (hf_model in save_contents):
 #   cerm score rollouts.jsonl -o scores.jsonl --model checkpoints/cerm-judge/grpo/global_step_N/actor/huggingface
+# Dynamic batching: micro-batches are cut by ppo_max_token_len_per_gpu (log-prob passes inherit it), which
+# must hold max_prompt_length + max_response_length; micro-batch sizes would be ignored, so none are set.
 # Extra arguments are passed on to verl (e.g. --cfg job to print the composed config).
 set -euo pipefail
 DATA=${DATA:-$HOME/data/cerm-judge}
@@ -23,16 +25,14 @@ exec "$PYTHON" -m verl.trainer.main_ppo --config-name cerm_judge_trainer \
     data.train_files="$DATA/judge_train.parquet" \
     data.val_files="$DATA/judge_val.parquet" \
     actor_rollout_ref.model.path="$SFT" \
+    critic.enable=False \
     actor_rollout_ref.model.use_remove_padding=True \
     actor_rollout_ref.model.enable_gradient_checkpointing=True \
-    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4 \
     actor_rollout_ref.actor.ppo_max_token_len_per_gpu=24576 \
     actor_rollout_ref.actor.use_dynamic_bsz=True \
     actor_rollout_ref.rollout.name=vllm \
     actor_rollout_ref.rollout.tensor_model_parallel_size=1 \
     actor_rollout_ref.rollout.gpu_memory_utilization=0.6 \
-    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8 \
-    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8 \
     'actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]' \
     trainer.n_gpus_per_node="$GPUS" \
     trainer.nnodes=1 \

@@ -8,6 +8,8 @@
 #   DATA=$HOME/data/cerm-judge bash recipes/verl/judge_sft.sh
 #
 # The checkpoint's huggingface/ folder (hf_model in save_contents) is what judge_grpo.sh starts from.
+# verl's SFT trainer batches dynamically (data.use_dynamic_bsz): micro-batches are cut by
+# data.max_token_len_per_gpu, which must hold the longest sample (data.max_length); no micro-batch size applies.
 # Extra arguments are passed on to verl.
 set -euo pipefail
 DATA=${DATA:-$HOME/data/cerm-judge}
@@ -18,8 +20,8 @@ exec torchrun --standalone --nnodes=1 --nproc_per_node="$GPUS" -m verl.trainer.s
     data.train_files="$DATA/judge_sft.parquet" \
     data.messages_key=messages \
     data.train_batch_size=64 \
-    data.micro_batch_size_per_gpu=2 \
     data.max_length=16384 \
+    data.max_token_len_per_gpu=16384 \
     data.truncation=right \
     model.path="$BASE" \
     optim.lr=1e-5 \

@@ -156,10 +156,9 @@ def build_trainer(
         max_steps=config.max_steps,
         logging_steps=config.logging_steps,
         save_strategy="no",
-        report_to=[],
         seed=config.seed,
         remove_unused_columns=False,
-        **config.trainer_args,
+        **{"report_to": [], **config.trainer_args},  # no tracker unless the recipe names one (its report_to wins)
     )
     logger.info("critic-rm: %d training pairs (%d kept by the filter)", len(examples), sum(r["kept"] for r in records))
     return CriticRmTrainer(
