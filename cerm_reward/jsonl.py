@@ -39,7 +39,7 @@ def loads_line(text: str | bytes, *, path: str | Path, number: int) -> Any:
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for every non-blank line, numbered from 1 as an editor shows them."""
-    with Path(path).open(encoding="utf-8") as handle:
+    with Path(path).open("rb") as handle:  # bytes: a line that is not UTF-8 is then an InputError naming it
         for number, text in enumerate(handle, 1):
             if text.strip():
                 yield number, loads_line(text, path=path, number=number)
