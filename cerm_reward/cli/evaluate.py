@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -151,7 +152,7 @@ def _read_scores(
                 f"{scores}: scores for {match.matched} of {match.items} items; missing {shown(match.missing_ids, 3)}. "
                 "Pass --allow-partial to score the missing items as missing_score failures"
             )
-        console.print(f"[yellow]partial scores:[/yellow] {match.summary()}", markup=True, highlight=False)
+        console.print(f"[yellow]partial scores:[/yellow] {escape(match.summary())}", highlight=False)
     return precomputed
 
 
