@@ -195,9 +195,10 @@ class JudgeReplica:
 class JudgePool:
     """A client of the pool; cheap to create in every process that needs the judge."""
 
-    def __init__(self, handles: list[Any], config: PoolConfig) -> None:
+    def __init__(self, handles: list[Any], config: PoolConfig, registry: Any = None) -> None:
         self.handles = handles
         self.config = config
+        self._registry = registry  # held: Ray stops a non-detached actor, named or not, when its last handle goes
         self._in_flight = [0] * len(handles)
 
     @classmethod
@@ -225,9 +226,9 @@ class JudgePool:
                 "give this one another pool.name, or stop the live pool. Differences: " + "; ".join(spec_difference(live, spec))
             )
         if owner != token:
-            return cls(cls._attach(pool), pool)
+            return cls(cls._attach(pool), pool, registry)
         try:
-            return cls(cls._start(judge, pool, replica, registry), pool)
+            return cls(cls._start(judge, pool, replica, registry), pool, registry)
         except BaseException:
             ray.kill(registry, no_restart=True)  # the name must not claim a pool that never came up
             raise
