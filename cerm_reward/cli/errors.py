@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,7 +22,7 @@ USER_ERROR = 2
 class ReportsUserErrors(TyperGroup):
     """The root command group: reports a :class:`CermError` from any command as one line."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CermError as error:

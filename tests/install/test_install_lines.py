@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 INSTALL_DOC = REPO / "docs" / "install.md"
 BLOCK = re.compile(r"<!-- install-check: (?P<name>[\w-]+) -->\n```bash\n(?P<body>.*?)```", re.S)
 
-pytestmark = pytest.mark.network
+# Resolutions wait on the index; on a loaded machine they take minutes (about one when alone).
+pytestmark = [pytest.mark.network, pytest.mark.timeout(1500)]
 
 
 def documented_blocks() -> dict[str, list[str]]:
