@@ -56,6 +56,7 @@ def score(
 
     The CE-RM judge by default; --judge critic_rm --checkpoint DIR scores with Critic-RM.
     """
+    from cerm_reward.scoring.output import ResumableJsonlWriter
     from cerm_reward.scoring.rollouts import read_rollouts
 
     configure_logging(verbose)
@@ -75,19 +76,26 @@ def score(
     groups, problems = read_rollouts(input_path, skip_invalid=skip_invalid)
     for line, message in problems:
         console.print(f"[yellow]skipped[/yellow] {input_path}:{line}: {message}")
-    summary = asyncio.run(_score(settings, groups, output, concurrency))
+    writer = ResumableJsonlWriter(output)  # locked and checked before an engine loads
+    try:
+        if writer.repaired_tail:
+            console.print(f"[yellow]note:[/yellow] dropped a partial last line of {output} (it will be redone)")
+        left = sum(not writer.is_done(g.id, i) for g in groups for i in range(len(g.responses)))
+        if not left:
+            what = "holds no group" if not groups else f"is fully scored in {output}"
+            console.print(f"nothing to score: {input_path} {what}; no engine started")
+            return
+        summary = asyncio.run(_score(settings, groups, writer, concurrency))
+    finally:
+        writer.close()
     _print_summary(summary, output)
 
 
-async def _score(settings: CermConfig, groups: list, output: Path, concurrency: int) -> Any:
+async def _score(settings: CermConfig, groups: list, writer: Any, concurrency: int) -> Any:
     from cerm_reward.judges.registry import open_judge
     from cerm_reward.scoring.groups import score_groups
-    from cerm_reward.scoring.output import ResumableJsonlWriter
 
-    writer = ResumableJsonlWriter(output)
     total = sum(len(g.responses) for g in groups)
-    if writer.repaired_tail:
-        console.print(f"[yellow]note:[/yellow] dropped a partial last line of {output} (it will be redone)")
     judge = await open_judge(settings)
     try:
         columns = [
@@ -104,7 +112,6 @@ async def _score(settings: CermConfig, groups: list, output: Path, concurrency: 
                 judge, groups, writer, concurrency=concurrency, on_progress=lambda n: progress.advance(task, n)
             )
     finally:
-        writer.close()
         await judge.engine.aclose()
     summary.judge["model"] = judge.model_id
     return summary

@@ -105,6 +105,14 @@ class Engine(Protocol):
         """Release the engine (processes, connections)."""
 
 
+@runtime_checkable
+class Mortal(Protocol):
+    """An engine whose own processes can die under it (the in-process vLLM engine core)."""
+
+    def failure(self) -> str | None:
+        """Why the engine can no longer answer (its process died), or None while it can."""
+
+
 class CallFailed(Exception):
     """An engine call that gave no completions, as the failure kind a judge counts."""
 

@@ -8,6 +8,7 @@ from the server's own error.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -17,6 +18,10 @@ from cerm_reward.engines.base import ChatResult, Completion, EngineError, Genera
 from cerm_reward.errors import ConfigError
 
 _TOO_LONG_MARKERS = ("maximum context length", "longer than the maximum", "too long", "exceeds the max")
+TOKENIZE_TIMEOUT_S = 30.0
+"""Longest wait for ``/tokenize`` or ``/detokenize``; past it the server's tokenizer is not used again
+(chat calls are bounded by the judge's ``call_timeout_s``; a hung tokenizer must not hang a run)."""
+logger = logging.getLogger(__name__)
 
 
 def normalise_base_url(address: str) -> str:
@@ -119,17 +124,26 @@ class OpenAIHttpEngine:
             cached_prompt_tokens=int(cached),
         )
 
-    async def _tokenize(self, body: dict[str, Any]) -> list[int] | None:
+    async def _tokenizer_call(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``POST path`` within :data:`TOKENIZE_TIMEOUT_S`; None when the server cannot or will not answer."""
         if not self._can_tokenize:
             return None
         try:
-            response = await self._client.post("/tokenize", json={"model": self._model, **body})
+            response = await self._client.post(path, json={"model": self._model, **body}, timeout=TOKENIZE_TIMEOUT_S)
+        except httpx.TimeoutException:
+            logger.warning("%s took over %gs: token counts now come from the server's own errors", path, TOKENIZE_TIMEOUT_S)
+            self._can_tokenize = False
+            return None
         except httpx.HTTPError:
             return None
         if response.status_code >= 400:
             self._can_tokenize = response.status_code not in (404, 405)
             return None
-        return list(response.json().get("tokens", []))
+        return response.json()
+
+    async def _tokenize(self, body: dict[str, Any]) -> list[int] | None:
+        answer = await self._tokenizer_call("/tokenize", body)
+        return None if answer is None else list(answer.get("tokens", []))
 
     async def count_chat_tokens(self, messages: Messages) -> int | None:
         tokens = await self._tokenize(
@@ -145,8 +159,8 @@ class OpenAIHttpEngine:
         tokens = await self._tokenize({"prompt": text, "add_special_tokens": False})
         if tokens is None:
             return None
-        response = await self._client.post("/detokenize", json={"model": self._model, "tokens": tokens[:max_tokens]})
-        return response.json().get("prompt") if response.status_code < 400 else None
+        answer = await self._tokenizer_call("/detokenize", {"tokens": tokens[:max_tokens]})
+        return None if answer is None else answer.get("prompt")
 
     async def reset_prefix_cache(self) -> bool:
         """vLLM serves ``POST /reset_prefix_cache`` only with ``VLLM_SERVER_DEV_MODE=1``; elsewhere this is False."""

@@ -3,12 +3,16 @@
 The chat template is applied here, once, and token ids go to the engine, so the
 judge can check prompt lengths with the same tokenization the engine uses.
 Construct it under ``if __name__ == "__main__":`` in scripts: vLLM spawns its
-engine-core process.
+engine-core process, which a watchdog (:mod:`.orphans`) ends if this process is killed.
+Tokenization runs in a worker thread: a megabyte of text takes seconds to tokenize, and the
+event loop (a server's ``/health`` included) must not wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vllm import SamplingParams
@@ -19,6 +23,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from cerm_reward.config import EngineConfig
 from cerm_reward.engines.base import ChatResult, Completion, EngineError, GenerationParams, Messages, PromptTooLongError
+from cerm_reward.engines.orphans import start_watchdog
 
 
 class VllmEngine:
@@ -37,8 +42,15 @@ class VllmEngine:
             enable_prefix_caching=config.enable_prefix_caching,
             seed=config.seed,
         )
-        self._llm = AsyncLLM.from_engine_args(args)
+        self._watchdog = start_watchdog()  # before the engine core exists: a kill during start-up leaves none
+        try:
+            self._llm = AsyncLLM.from_engine_args(args)
+        except BaseException:
+            self._watchdog.terminate()
+            raise
         self._tokenizer = self._llm.tokenizer
+        self._tokenizing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cerm-tokenize")
+        """One thread: the tokenizer is not shared between threads, and the loop stays free."""
         self._template_kwargs: dict[str, Any] = dict(config.chat_template_kwargs)
         self._model_id = model_id
 
@@ -55,8 +67,17 @@ class VllmEngine:
         text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **self._template_kwargs)
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def failure(self) -> str | None:
+        """Why the engine can no longer answer (vLLM's engine core died), or None while it can."""
+        if not self._llm.errored:
+            return None
+        return f"{type(self._llm.dead_error).__name__}: the vLLM engine core is dead"
+
+    async def _off_loop(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._tokenizing, function, *args)
+
     async def chat(self, messages: Messages, params: GenerationParams) -> ChatResult:
-        prompt_ids = self.chat_token_ids(messages)
+        prompt_ids = await self._off_loop(self.chat_token_ids, messages)
         if len(prompt_ids) >= self.max_model_len:
             raise PromptTooLongError(f"prompt of {len(prompt_ids)} tokens >= context of {self.max_model_len}")
         sampling = SamplingParams(
@@ -81,17 +102,23 @@ class VllmEngine:
         )
 
     async def count_chat_tokens(self, messages: Messages) -> int:
-        return len(self.chat_token_ids(messages))
+        return len(await self._off_loop(self.chat_token_ids, messages))
 
     async def count_text_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        return len(await self._off_loop(self._encode, text))
 
     async def truncate_text(self, text: str, max_tokens: int) -> str:
-        ids = self._tokenizer.encode(text, add_special_tokens=False)
-        return self._tokenizer.decode(ids[:max_tokens])
+        ids = await self._off_loop(self._encode, text)
+        return await self._off_loop(self._tokenizer.decode, ids[:max_tokens])
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     async def reset_prefix_cache(self) -> bool:
         return bool(await self._llm.reset_prefix_cache())
 
     async def aclose(self) -> None:
         self._llm.shutdown()
+        self._tokenizing.shutdown(wait=False, cancel_futures=True)
+        self._watchdog.terminate()
+        self._watchdog.wait()

@@ -68,8 +68,13 @@ def read_rollouts(path: Path, *, skip_invalid: bool = False) -> tuple[list[Rollo
     groups: list[RolloutGroup] = []
     problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problems.append((number, f"not UTF-8 text (byte {raw[error.start]:#04x} at column {error.start + 1})"))
+                continue
             if not text.strip():
                 continue
             try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, judge_config_of
+from cerm_reward.engines.base import Mortal
 from cerm_reward.judges.base import GroupJudge
 from cerm_reward.judges.queries import Query
 from cerm_reward.judges.registry import open_judge
@@ -25,8 +26,11 @@ class JudgeBackend(Protocol):
 
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult: ...
 
-    def prefetch(self, query: Query) -> None:
-        """Start the query's criteria turn without waiting."""
+    def prefetch(self, query: Query) -> Any:
+        """Start the query's criteria turn without waiting (the generation to await, when there is one)."""
+
+    def failure(self) -> str | None:
+        """Why the judge can no longer answer (its engine died), or None while it can."""
 
     async def stats(self) -> dict[str, Any]: ...
 
@@ -49,8 +53,12 @@ class LocalBackend:
     async def score_group(self, query: Query, responses: Sequence[str]) -> GroupResult:
         return await self.judge.score_group(query, responses)
 
-    def prefetch(self, query: Query) -> None:
-        self.judge.prefetch(query)
+    def prefetch(self, query: Query) -> Any:
+        return self.judge.prefetch(query)
+
+    def failure(self) -> str | None:
+        engine = self.judge.engine
+        return engine.failure() if isinstance(engine, Mortal) else None
 
     async def stats(self) -> dict[str, Any]:
         return self.judge.stats_snapshot()
@@ -100,6 +108,9 @@ class PoolBackend:
 
     def prefetch(self, query: Query) -> None:
         self.pool.prefetch(query)
+
+    def failure(self) -> str | None:
+        return None  # the pool's replicas are supervised by Ray, not by this server
 
     async def stats(self) -> dict[str, Any]:
         return merge_snapshots(await self.pool.stats())

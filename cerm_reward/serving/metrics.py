@@ -1,5 +1,8 @@
 """Prometheus metrics of the judge server: request counters and latency, plus the judge's own counters.
 
+Requests are labelled by route template (``/get_reward``; ``unmatched`` for any unknown path),
+so made-up paths cannot grow the label set; a route that raised counts as 500.
+
 The judge's counters come from a statistics snapshot taken when /metrics is scraped (from the
 judge in this process or summed over the pool's replicas), so they are never out of step.
 """
@@ -10,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 90, 120, 180, 300)
@@ -52,6 +55,19 @@ class JudgeCollector(Collector):
         yield CounterMetricFamily("cerm_judge_repairs", "Repair turns that gave a score", value=stats.get("repairs_succeeded", 0))
 
 
+class AdmissionCollector(Collector):
+    """What the server holds now against its admission bounds (in-flight samples, pending prefetches)."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        held = GaugeMetricFamily("cerm_admitted", "Work admitted and not finished, by kind", labels=["kind"])
+        for kind, count in sorted(self.snapshot.items()):
+            held.add_metric([kind], count)
+        yield held
+
+
 class ServerMetrics:
     """One registry per app, so several servers (or tests) in one process do not collide."""
 
@@ -63,3 +79,5 @@ class ServerMetrics:
         )
         self.judge = JudgeCollector()
         self.registry.register(self.judge)
+        self.admission = AdmissionCollector()
+        self.registry.register(self.admission)

@@ -82,3 +82,40 @@ def test_writer_refuses_to_append_to_a_foreign_file(tmp_path):
     with pytest.raises(ValueError, match="not a cerm score output line"):
         ResumableJsonlWriter(path)
     assert path.read_text() == '{"something": "else"}\n'
+
+
+def test_non_utf8_lines_are_named_and_skippable(tmp_path):
+    path = tmp_path / "in.jsonl"
+    good = json.dumps({"id": "g1", "query": "Q", "responses": ["a"]}).encode()
+    path.write_bytes(good + b"\n" + b'{"id": "g2", "query": "Caf\xe9", "responses": ["a"]}\n')
+    with pytest.raises(RolloutFileError) as error:
+        read_rollouts(path)
+    assert f"{path}:2: not UTF-8 text (byte 0xe9 at column 27)" in str(error.value)
+    groups, problems = read_rollouts(path, skip_invalid=True)
+    assert [g.id for g in groups] == ["g1"] and problems == [(2, "not UTF-8 text (byte 0xe9 at column 27)")]
+
+
+def test_a_second_writer_on_the_same_output_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from cerm_reward.errors import InputError
+
+    output = tmp_path / "out.jsonl"
+    with ResumableJsonlWriter(output) as first:
+        with pytest.raises(InputError, match=f"being written by another cerm score \\(PID {os.getpid()}\\)"):
+            ResumableJsonlWriter(output)
+        first.write_group([record("g", 0)])
+    with ResumableJsonlWriter(output) as again:  # released on close
+        assert again.is_done("g", 0)
+    assert not (tmp_path / "out.jsonl.lock").exists()
+
+
+def test_an_output_that_cannot_be_written_is_a_user_error(tmp_path):
+    from cerm_reward.errors import InputError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot write the output here"):
+        ResumableJsonlWriter(tmp_path / "file" / "out.jsonl")
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(InputError, match="cannot write the output here"):
+        ResumableJsonlWriter(tmp_path / "folder.jsonl")

@@ -1,29 +1,34 @@
 """OpenRLHF's ``POST /get_reward`` on the judge server: ``create_app(..., routes=[reward_routes()])``.
 
 The generic server (:mod:`cerm_reward.serving.http_server`) knows no framework; this module
-brings OpenRLHF's remote-reward contract to it: the request body, pulling each sample's user
-query and response out of OpenRLHF's texts (:mod:`.contract`), grouping the samples of one
-query so they share one criteria generation, and the numeric answer OpenRLHF trains on.
+brings OpenRLHF's remote-reward contract to it: the request body, splitting each sample into its
+conversation and response (:mod:`.contract`, in a worker thread and inside the request's
+deadline, so an 8 MiB body never holds the event loop), grouping the samples of one
+conversation so they share one criteria generation, and the numeric answer OpenRLHF trains on.
+A sample that cannot be split gets the failure policy's value with kind ``invalid_input``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, model_validator
+from pydantic import model_validator
 
-from cerm_reward.integrations.openrlhf.contract import Sample, extra_logs_of, reward_of, to_sample
-from cerm_reward.judges.queries import InvalidInputError, render_query
+from cerm_reward.integrations.openrlhf.chat_format import ChatFormat
+from cerm_reward.integrations.openrlhf.contract import INVALID_INPUT, Sample, extra_logs_of, reward_of, to_sample
+from cerm_reward.results import Judgement
 from cerm_reward.serving.backend import JudgeBackend
-from cerm_reward.serving.http_server import JudgeServer, Refused, Routes
+from cerm_reward.serving.http_server import JudgeServer, Refused, Routes, TextOnly
 
 logger = logging.getLogger(__name__)
 
 
-class RewardRequest(BaseModel):
+class RewardRequest(TextOnly):
     """OpenRLHF's body: ``query`` = prompt + response texts, ``prompts`` = chat-templated prompts."""
 
     query: list[str]
@@ -49,8 +54,9 @@ def _warn_when_scores_are_excluded(backend: JudgeBackend) -> None:
         )
 
 
-def reward_routes(*, label_as_reference: bool = False) -> Routes:
-    """``/get_reward``; with ``label_as_reference`` the OpenRLHF labels are appended to the query as a reference."""
+def reward_routes(*, label_as_reference: bool = False, chat_format: ChatFormat | None = None) -> Routes:
+    """``/get_reward``; ``label_as_reference`` gives the judge OpenRLHF's labels as a reference answer;
+    ``chat_format`` is the policy's template (:func:`.chat_format.learn_format`), else the known ones are tried."""
 
     def routes(server: JudgeServer) -> APIRouter:
         server.on_ready(_warn_when_scores_are_excluded)
@@ -61,35 +67,64 @@ def reward_routes(*, label_as_reference: bool = False) -> Routes:
             limit = server.settings.max_responses
             if len(body.query) > limit:
                 raise Refused(413, f"query: {len(body.query)} samples exceed the limit of {limit} per request")
-            samples = _samples(body, label_as_reference)
-            groups: dict[str, list[int]] = {}
-            for index, sample in enumerate(samples):
-                groups.setdefault(sample.user_query, []).append(index)
-            scored = await asyncio.gather(
-                *(
-                    server.judge_with_deadline(query, [samples[i].response for i in indices], indices)
-                    for query, indices in groups.items()
-                )
-            )
-            judgements = sorted((j for group in scored for j in group), key=lambda j: j.index)
-            fallback = server.judge().config.fallback_score
-            rewards = [reward_of(j, fallback) for j in judgements]
-            return {"rewards": rewards, "scores": rewards, "extra_logs": extra_logs_of(judgements)}
+            async with server.admitted(len(body.query)):
+                return await _judge_samples(server, body, label_as_reference, chat_format)
 
         return router
 
     return routes
 
 
-def _samples(body: RewardRequest, label_as_reference: bool) -> list[Sample]:
-    """One sample per OpenRLHF query; 422 naming the first prompt that holds no user query."""
+async def _judge_samples(
+    server: JudgeServer, body: RewardRequest, label_as_reference: bool, chat_format: ChatFormat | None
+) -> dict[str, Any]:
+    deadline = time.monotonic() + server.settings.deadline_s
+    indices = list(range(len(body.query)))
+    try:
+        samples = await asyncio.wait_for(
+            asyncio.to_thread(_samples, body, label_as_reference, chat_format), server.settings.deadline_s
+        )
+    except asyncio.TimeoutError:
+        judgements: list[Judgement | None] = list(server.timed_out(indices))
+        samples = [Sample([], "") for _ in indices]
+    else:
+        groups: dict[str, list[int]] = {}
+        for index, sample in enumerate(samples):
+            if sample.invalid is None:
+                groups.setdefault(json.dumps(sample.conversation), []).append(index)
+        invalid = [i for i, s in enumerate(samples) if s.invalid is not None]
+        if invalid:
+            logger.warning("/get_reward: %d sample(s) cannot be split: %s", len(invalid), samples[invalid[0]].invalid)
+            server.count_failures(INVALID_INPUT, len(invalid))
+        scored = await asyncio.gather(
+            *(
+                server.judge_with_deadline(
+                    samples[members[0]].conversation,
+                    [samples[i].response for i in members],
+                    members,
+                    max(deadline - time.monotonic(), 0.001),
+                )
+                for members in groups.values()
+            )
+        )
+        judgements = [None] * len(samples)
+        for judgement in (j for group in scored for j in group):
+            judgements[judgement.index] = judgement
+    fallback = server.judge().config.fallback_score
+    rewards = [fallback if j is None else reward_of(j, fallback) for j in judgements]
+    return {"rewards": rewards, "scores": rewards, "extra_logs": extra_logs_of(judgements, samples)}
+
+
+def _samples(body: RewardRequest, label_as_reference: bool, chat_format: ChatFormat | None) -> list[Sample]:
+    """One sample per OpenRLHF query (its ``invalid`` says why it cannot be judged)."""
     labels = body.labels or [None] * len(body.query)
-    samples = []
-    for index, (query, prompt, label) in enumerate(zip(body.query, body.prompts, labels, strict=True)):
-        sample = to_sample(query, prompt, None if label is None else str(label), label_as_reference=label_as_reference)
-        try:
-            render_query(sample.user_query)
-        except InvalidInputError:
-            raise Refused(422, f"prompts[{index}]: holds no user query") from None
-        samples.append(sample)
-    return samples
+    return [
+        to_sample(
+            query,
+            prompt,
+            None if label is None else str(label),
+            label_as_reference=label_as_reference,
+            chat_format=chat_format,
+        )
+        for query, prompt, label in zip(body.query, body.prompts, labels, strict=True)
+    ]
