@@ -51,7 +51,7 @@ def _with_embedded_profile(config: CermConfig) -> CermConfig:
     }
     if not updates:
         return config
-    logger.info("embedded judge: default budgets %s (set judge.*.max_tokens to change)", EMBEDDED_PROFILE)
+    logger.debug("embedded judge: default budgets %s (set judge.*.max_tokens to change)", EMBEDDED_PROFILE)
     return config.model_copy(update={"judge": judge.model_copy(update=updates)})
 
 
