@@ -93,23 +93,52 @@ class CriticRewardModel(nn.Module):
                     parameter.requires_grad_(True)
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        cu_seq_lens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(one reward per sequence, LM logits at the labelled positions, their target tokens).
 
-        Sequences are right-padded. The vocabulary projection runs only where ``labels`` ask
-        for a next token (the critique), not over the whole prompt: on a 49K vocabulary it
-        would cost as much as several decoder layers.
+        Two layouts: right-padded rows with their ``attention_mask``, or one packed row whose
+        sequence boundaries are ``cu_seq_lens`` (``[0, l1, l1 + l2, ...]``; the LM must use an
+        attention that keeps sequences apart, ``training.critic_rm.attention``). Either way the
+        vocabulary projection runs only where ``labels`` ask for a next token (the critique),
+        on hidden states gathered first: on a 49K vocabulary a projection of every position
+        would cost as much as several decoder layers and hold a ``[tokens, vocab]`` tensor.
         """
-        hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        last = attention_mask.long().sum(dim=1) - 1
-        final = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+        if cu_seq_lens is None:
+            if attention_mask is None:
+                raise ValueError("right-padded rows need their attention_mask (or pass cu_seq_lens for a packed row)")
+            hidden = self.lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            last = attention_mask.long().sum(dim=1) - 1
+            final = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+        else:
+            hidden = self._packed_hidden(input_ids, cu_seq_lens)
+            final = hidden[0, cu_seq_lens[1:].long() - 1]
         rewards = self.reward_head(final.to(self.reward_head.weight.dtype)).squeeze(-1)
         if labels is None:
             labels = torch.full_like(input_ids, IGNORE_INDEX)
         positions, targets = next_token_targets(labels)
         logits = self.lm.get_output_embeddings()(hidden[:, :-1][positions])
         return rewards, logits, targets
+
+    def _packed_hidden(self, input_ids: torch.Tensor, cu_seq_lens: torch.Tensor) -> torch.Tensor:
+        """Final hidden states of one packed row; positions restart at 0 in each sequence."""
+        lengths = cu_seq_lens.diff().long()
+        starts = cu_seq_lens[:-1].long().repeat_interleave(lengths)
+        positions = torch.arange(input_ids.size(1), device=input_ids.device) - starts
+        longest = int(lengths.max())
+        return self.lm.get_decoder()(
+            input_ids=input_ids,
+            position_ids=positions.unsqueeze(0),
+            use_cache=False,
+            cu_seq_lens_q=cu_seq_lens,
+            cu_seq_lens_k=cu_seq_lens,
+            max_length_q=longest,
+            max_length_k=longest,
+        ).last_hidden_state
 
 
 def next_token_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

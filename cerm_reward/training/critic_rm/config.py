@@ -59,13 +59,33 @@ class TrainConfig(FrozenModel):
     num_epochs: float = Field(default=1.0, gt=0.0)
     max_steps: int = -1
     """Positive: stop after this many optimizer steps (overrides ``num_epochs``)."""
+    batching: Literal["packed", "padded"] = "packed"
+    """``packed``: pairs grouped by length under ``tokens_per_device``, each batch one row with no
+    padding (:mod:`~cerm_reward.training.critic_rm.packing`); ``padded``: ``pairs_per_device``
+    pairs right-padded to their longest sequence, the layout before packing (kept to compare)."""
+    tokens_per_device: int = Field(default=16384, gt=0)
+    """Packed: tokens of one device's batch (chosen + rejected, all pairs); a longer pair trains alone.
+    16,384 holds four pairs at the default limits, the padded default's worst case."""
     pairs_per_device: int = Field(default=4, ge=1)
+    """Padded: pairs in one device's batch."""
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_query_tokens: int = Field(default=512, gt=0)
     max_response_tokens: int = Field(default=1024, gt=0)
     max_critique_tokens: int = Field(default=1024, gt=0)
     trainable_layers: int | None = None
     """Train only the last N decoder layers (plus final norm and head); ``None`` trains everything."""
+    parameter_dtype: Literal["float32", "bfloat16"] = "float32"
+    """The LM's parameters, gradients and optimizer moments. ``bfloat16`` halves their memory and
+    runs the matrices at the bf16 rate; the reward head and the losses stay fp32. An update smaller
+    than about 1/256 of a weight is lost in bf16: at small learning rates keep ``float32`` with
+    ``trainer_args: {bf16: true}`` (autocast), or FSDP's mixed precision (``fsdp_reduce_dtype``)."""
+    fsdp_reduce_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Under FSDP with ``mixed_precision: bf16`` (recipes/critic_rm/accelerate_fsdp.yaml): the dtype
+    gradients are reduced in; parameters are gathered and computed in bf16 while the sharded
+    master weights stay fp32. accelerate's default reduces in bf16."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass: about a third more compute
+    for activation memory that no longer grows with the layers."""
     bt_on_dropped: bool = True
     """Pairs the consistency filter dropped still train the head (their label is real); only the
     critique loss is restricted to kept pairs."""

@@ -3,7 +3,9 @@
 ``CriticRmTrainer`` only adds what the objective needs: a ``compute_loss`` that reads both
 heads, the lm_weight schedule driven by the trainer's own step counter, the loss parts in
 the trainer's logs (``bt_loss``, ``critique_nll``, ``lm_weight``, ``pair_accuracy``), a
-larger learning rate for the fresh head, and a ``_save`` that writes the Critic-RM checkpoint.
+larger learning rate for the fresh head, FSDP's gradient reduction dtype, and a ``_save``
+that writes the Critic-RM checkpoint. Batches are packed rows under a token budget
+(:mod:`~cerm_reward.training.critic_rm.packing`) or right-padded pairs (``batching``).
 Everything else (devices, DDP/FSDP/DeepSpeed under ``accelerate launch`` or ``torchrun``,
 gradient accumulation, mixed precision) is the Trainer's, configured through
 ``TrainConfig.trainer_args``.
@@ -11,6 +13,7 @@ gradient accumulation, mixed precision) is the Trainer's, configured through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +23,11 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
+from cerm_reward.errors import InputError
 from cerm_reward.judges.critic_rm.model import CriticRewardModel
 from cerm_reward.judges.critic_rm.sequences import IGNORE_INDEX, InputLimits, encode
 from cerm_reward.judges.critic_rm.templates import CriticTemplate, load_critic_template
+from cerm_reward.training.critic_rm.attention import packed_attention
 from cerm_reward.training.critic_rm.config import LmWeightSchedule, TrainConfig
 from cerm_reward.training.critic_rm.objective import (
     bradley_terry_loss,
@@ -32,6 +37,7 @@ from cerm_reward.training.critic_rm.objective import (
     pairwise_accuracy,
     training_progress,
 )
+from cerm_reward.training.critic_rm.packing import PackedPairCollator, token_budget_packs
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +82,15 @@ class PairCollator:
 
 
 class CriticRmTrainer(Trainer):
-    def __init__(self, *args: Any, lm_weight: LmWeightSchedule, head_learning_rate: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lm_weight: LmWeightSchedule,
+        head_learning_rate: float,
+        fsdp_reduce_dtype: torch.dtype = torch.float32,
+        **kwargs: Any,
+    ) -> None:
+        self.fsdp_reduce_dtype = fsdp_reduce_dtype  # read while the parent builds the accelerator
         super().__init__(*args, **kwargs)
         self.lm_weight_schedule = lm_weight
         self.head_learning_rate = head_learning_rate
@@ -90,7 +104,10 @@ class CriticRmTrainer(Trainer):
         self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
     ):
         weight = self.current_lm_weight()
-        rewards, logits, targets = model(inputs["input_ids"], inputs["attention_mask"], inputs["labels"] if weight > 0 else None)
+        labels = inputs["labels"] if weight > 0 else None
+        rewards, logits, targets = model(
+            inputs["input_ids"], inputs.get("attention_mask"), labels, cu_seq_lens=inputs.get("cu_seq_lens")
+        )
         half = rewards.size(0) // 2
         bt = bradley_terry_loss(rewards[:half], rewards[half:])
         nll = critique_nll(logits, targets)
@@ -123,9 +140,26 @@ class CriticRmTrainer(Trainer):
             )
         return self.optimizer
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None)
+        if plugin is not None:
+            with_reduce_dtype(plugin, self.fsdp_reduce_dtype)
+
     def _save(self, output_dir: str | None = None, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         model = self.accelerator.unwrap_model(self.model)
         model.save(output_dir or self.args.output_dir, self.processing_class, state_dict=state_dict)
+
+
+def with_reduce_dtype(plugin: Any, dtype: torch.dtype) -> None:
+    """Reduce FSDP's gradients in ``dtype`` when its mixed precision computes in bf16 or fp16.
+
+    accelerate's ``mixed_precision: bf16`` reduces gradients in bf16 too, which sums 8-bit
+    mantissas across ranks; fp32 reduction keeps the sum exact for the cost of twice the bytes.
+    """
+    policy = plugin.mixed_precision_policy
+    if policy is not None and getattr(policy, "reduce_dtype", None) is not None:
+        plugin.mixed_precision_policy = dataclasses.replace(policy, reduce_dtype=dtype)
 
 
 def build_trainer(
@@ -133,7 +167,7 @@ def build_trainer(
 ) -> CriticRmTrainer:
     """A ready trainer: tokenizer and model from ``base_model``, examples from build records."""
     if not records:
-        raise ValueError("no training records")
+        raise InputError("no training records")
     template_version = records[0]["provenance"]["template"]
     template = load_critic_template(template_version)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
@@ -142,14 +176,18 @@ def build_trainer(
     limits = limits_of(config)
     examples = training_examples(records, tokenizer, template, limits, bt_on_dropped=config.bt_on_dropped)
     if not examples:
-        raise ValueError("no usable pairs: every record was dropped by the filter and bt_on_dropped is off")
+        raise InputError("no usable pairs: every record was dropped by the filter and bt_on_dropped is off")
     torch.manual_seed(config.seed)
-    model = CriticRewardModel.from_base(base_model, template_version, limits)
+    model = CriticRewardModel.from_base(base_model, template_version, limits, dtype=getattr(torch, config.parameter_dtype))
     if config.trainable_layers is not None:
         model.freeze_all_but_last(config.trainable_layers)
+    if config.gradient_checkpointing:
+        # non-reentrant: frozen embeddings (trainable_layers) give inputs without grad, which the
+        # reentrant variant would silently cut out of the backward pass
+        model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     arguments = TrainingArguments(
         output_dir=str(output_dir),
-        per_device_train_batch_size=config.pairs_per_device,
+        per_device_train_batch_size=config.pairs_per_device if config.batching == "padded" else 1,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.learning_rate,
         num_train_epochs=config.num_epochs,
@@ -161,12 +199,19 @@ def build_trainer(
         **{"report_to": [], **config.trainer_args},  # no tracker unless the recipe names one (its report_to wins)
     )
     logger.info("critic-rm: %d training pairs (%d kept by the filter)", len(examples), sum(r["kept"] for r in records))
+    if config.batching == "packed":
+        model.lm.set_attn_implementation(packed_attention(arguments.device))
+        dataset: Sequence[Any] = token_budget_packs(examples, config.tokens_per_device, config.seed)
+        collator: Any = PackedPairCollator()
+    else:
+        dataset, collator = examples, PairCollator(tokenizer.pad_token_id)
     return CriticRmTrainer(
         model=model,
         args=arguments,
-        train_dataset=examples,
-        data_collator=PairCollator(tokenizer.pad_token_id),
+        train_dataset=dataset,
+        data_collator=collator,
         processing_class=tokenizer,
         lm_weight=config.lm_weight,
         head_learning_rate=config.head_learning_rate,
+        fsdp_reduce_dtype=getattr(torch, config.fsdp_reduce_dtype),
     )
