@@ -47,7 +47,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "training": CORE | {"data"},
     "serving": CORE | {"data"},  # never integrations: a framework brings its routes to the server
     "integrations": CORE | {"data", "serving", "training"},
-    "bench": CORE | {"data", "scoring", "serving", "integrations"},  # measures the services
+    "bench": CORE | {"data", "scoring", "serving", "integrations", "training"},  # measures the services
     # the command line reaches everything; nothing reaches it
     "cli": CORE | {"data", "scoring", "serving", "evaluation", "bench", "training", "integrations"},
     # `import cerm_reward`: the public names, re-exported from the core

@@ -129,13 +129,18 @@ def machine_line(model_id: str) -> str:
     )
 
 
-def write_report(path: Path, figures: Sequence[Figure], command: str, machine: str) -> None:
-    """Replace the block between the bench markers in ``path`` (created if missing); prose around it stays."""
-    block = "\n".join([BEGIN, f"Command: `{command}`", "", f"Machine: {machine}", "", markdown_table(figures), END])
+def write_report(
+    path: Path, figures: Sequence[Figure], command: str, machine: str, markers: tuple[str, str] = (BEGIN, END)
+) -> None:
+    """Replace the block between ``markers`` in ``path`` (created if missing); prose around it stays.
+
+    The training bench has markers of its own, so each run rewrites only its own figures."""
+    begin, end = markers
+    block = "\n".join([begin, f"Command: `{command}`", "", f"Machine: {machine}", "", markdown_table(figures), end])
     text = path.read_text() if path.exists() else "# Performance\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""``cerm bench``: the judge measured against baselines on this machine, each figure with its target."""
+"""``cerm bench``: the judge measured against baselines on this machine, each figure with its target;
+``cerm bench --train critic``: the Critic-RM trainer's packed batches against padded ones."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import logging
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,17 +17,28 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cerm_reward.bench.figures import Figure
 from cerm_reward.cli.options import ModelOption, VerboseOption, configure_logging, console
 
 TARGET_MISSED = 1
 """Exit code when a figure misses its target (the run itself succeeded)."""
 
 
+class TrainBench(str, Enum):
+    """``--train``: the trainer whose batching is measured instead of the judge."""
+
+    critic = "critic"
+
+
 def bench(
     data: Annotated[
         Path,
         typer.Option(
-            "--data", exists=True, dir_okay=False, help="Rollouts JSONL: queries and response texts (examples/rollouts.jsonl)."
+            "--data",
+            exists=True,
+            dir_okay=False,
+            help="Rollouts JSONL: queries and response texts (examples/rollouts.jsonl); "
+            "with --train critic: an LLMBar pairs file.",
         ),
     ],
     output: Annotated[
@@ -50,6 +63,13 @@ def bench(
         Optional[str],
         typer.Option("--sections", help="Comma-separated subset of the sections (default: all; docs/performance.md)."),
     ] = None,
+    train: Annotated[
+        Optional[TrainBench],
+        typer.Option("--train", help="Measure a trainer's packed vs padded batches instead of the judge (no engine)."),
+    ] = None,
+    train_steps: Annotated[
+        Optional[int], typer.Option("--train-steps", min=1, help="Timed optimizer steps per path with --train.")
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Measure the judge against baselines in one run on this machine; print each figure with its target.
@@ -59,6 +79,9 @@ def bench(
     from cerm_reward.bench.suite import SECTIONS, BenchOptions, machine_line, run_bench, write_report
 
     configure_logging(verbose)
+    if train is not None:
+        _bench_training(data, output, train_steps)
+        return
     if not verbose:  # the bench builds many judges; their start-up lines would bury the progress line
         logging.getLogger("cerm_reward").setLevel(logging.WARNING)
     given = {
@@ -76,6 +99,34 @@ def bench(
     with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("bench", total=None)
         figures = asyncio.run(run_bench(options, lambda name: progress.update(task, description=name)))
+    _show(figures, started)
+    if output is not None:
+        command = "cerm " + " ".join(sys.argv[1:])
+        write_report(output, figures, command, machine_line(model or "embedded SmolLM2-135M-Instruct"))
+        console.print(f"figures written to {output}")
+    if any(figure.passed is False for figure in figures):
+        raise typer.Exit(TARGET_MISSED)
+
+
+def _bench_training(data: Path, output: Optional[Path], steps: Optional[int]) -> None:
+    """``--train critic``: both batch layouts of the Critic-RM trainer, one run, one report block of its own."""
+    from cerm_reward.bench.critic_training import MARKERS, TrainBenchOptions, machine_line, train_critic
+    from cerm_reward.bench.suite import write_report
+
+    options = TrainBenchOptions(data=data) if steps is None else TrainBenchOptions(data=data, steps=steps)
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("bench", total=None)
+        figures = train_critic(options, lambda name: progress.update(task, description=name))
+    _show(figures, started)
+    if output is not None:
+        write_report(output, figures, "cerm " + " ".join(sys.argv[1:]), machine_line(options), MARKERS)
+        console.print(f"figures written to {output}")
+    if any(figure.passed is False for figure in figures):
+        raise typer.Exit(TARGET_MISSED)
+
+
+def _show(figures: list[Figure], started: float) -> None:
     table = Table(title=f"cerm bench ({time.perf_counter() - started:.0f} s)")
     for column in ("section", "figure", "value", "target", "result", "how"):
         table.add_column(column, overflow="fold")
@@ -90,12 +141,6 @@ def bench(
             figure.detail,
         )
     Console().print(table)
-    if output is not None:
-        command = "cerm " + " ".join(sys.argv[1:])
-        write_report(output, figures, command, machine_line(model or "embedded SmolLM2-135M-Instruct"))
-        console.print(f"figures written to {output}")
-    if any(figure.passed is False for figure in figures):
-        raise typer.Exit(TARGET_MISSED)
 
 
 def _numbers(text: Optional[str]) -> Optional[tuple[int, ...]]:

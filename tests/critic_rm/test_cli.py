@@ -61,8 +61,8 @@ def test_train_runs_data_parallel_on_two_processes_under_torchrun(small_base_mod
 
     write_training_records(tmp_path / "records.jsonl", 4)
     (tmp_path / "train.yaml").write_text(
-        "pairs_per_device: 1\nmax_query_tokens: 32\nmax_response_tokens: 32\nmax_critique_tokens: 16\n"
-        "trainable_layers: 1\ntrainer_args: {use_cpu: true}\n"
+        "tokens_per_device: 1\nmax_query_tokens: 32\nmax_response_tokens: 32\nmax_critique_tokens: 16\n"
+        "trainable_layers: 1\ntrainer_args: {use_cpu: true}\n"  # a budget below any pair: one pair per packed batch
     )
     output = tmp_path / "model"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cerm_reward.cli", "critic"]

@@ -1,4 +1,5 @@
-"""A short real training run: builder records from the engine, a 4-layer SmolLM2 made locally, the Trainer."""
+"""A short real training run: builder records from the engine, a 4-layer SmolLM2 made locally, the
+Trainer on packed batches (the default)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ CONFIG = TrainConfig(
     learning_rate=2e-4,
     head_learning_rate=2e-3,
     max_steps=STEPS,
-    pairs_per_device=2,
+    tokens_per_device=1024,  # two to four pairs a step at these limits
     max_query_tokens=48,
     max_response_tokens=48,
     max_critique_tokens=40,
@@ -44,7 +45,8 @@ def _accuracy(scorer, records) -> float:
 
 def _kept_critique_nll(trainer) -> float:
     """Critique NLL of the kept pairs, measured with the model as it is now."""
-    kept = [example for example in trainer.train_dataset if any(label != -100 for label in example["chosen_labels"])]
+    pairs = [pair for pack in trainer.train_dataset for pair in pack["pairs"]]
+    kept = [pair for pair in pairs if any(label != -100 for label in pair["chosen_labels"])]
     batch = PairCollator(trainer.processing_class.pad_token_id)(kept)
     model = trainer.model.eval()
     with torch.no_grad():
@@ -56,7 +58,7 @@ async def test_joint_training_learns_the_pairs_follows_the_schedule_and_reloads(
     _, records = built
     assert any(r["kept"] for r in records), "the critique loss needs at least one pair the filter kept"
     trainer = build_trainer(records, small_base_model, tmp_path / "run", CONFIG)
-    assert len(trainer.train_dataset) == len(records)  # dropped pairs still train the head (bt_on_dropped)
+    assert sum(len(pack["pairs"]) for pack in trainer.train_dataset) == len(records)  # dropped pairs train the head too
     scorer = HeadScorer(trainer.model, trainer.processing_class, device="cpu")
     accuracy_before = _accuracy(scorer, records)
     nll_before = _kept_critique_nll(trainer)
