@@ -6,7 +6,6 @@ is used against our server and our file.
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -131,7 +130,6 @@ BAD_REQUESTS = [
     ("/get_reward", {"query": ["q", "r"], "prompts": ["p"]}, 422, "prompts: expected 2 items like query, got 1"),
     ("/get_reward", {"query": ["q"], "prompts": ["p"], "labels": [1, 2]}, 422, "labels: expected 1 items"),
     ("/get_reward", {"query": [1], "prompts": ["p"]}, 422, "query[0]"),
-    ("/get_reward", {"query": [""], "prompts": [""]}, 422, "prompts[0]: holds no user query"),
     ("/get_reward", {"query": ["q"] * 65, "prompts": ["p"] * 65}, 413, "65 samples exceed the limit of 64"),
     ("/get_reward", {"query": ["x" * 70000], "prompts": ["p"]}, 413, "exceeds the limit of 65536"),
     ("/v1/score_group", {"query": "Q", "responses": [1]}, 422, "responses[0]"),
@@ -150,8 +148,14 @@ def test_bad_input_gets_a_4xx_naming_the_problem(server, path, body, status, mes
     assert message in reply.json()["error"]
 
 
+def test_a_prompt_that_cannot_be_split_is_an_invalid_input_failure_not_a_4xx(server):
+    reply = httpx.post(f"{server.url}/get_reward", json={"query": ["", "x"], "prompts": ["", "y"]})
+    assert reply.status_code == 200
+    assert reply.json()["extra_logs"]["judge_failure_invalid_input"] == [1.0, 1.0]
+
+
 def test_token_is_required_when_set(start_server):
-    secured = start_server("--token", "s3cret")
+    secured = start_server("--token", "s3cret-but-long-enough")
     body = {"query": "Q?", "responses": [""]}
     assert httpx.get(f"{secured.url}/health").status_code == 200
     missing = httpx.post(f"{secured.url}/v1/score_group", json=body)
@@ -160,11 +164,11 @@ def test_token_is_required_when_set(start_server):
     assert wrong.status_code == 401 and "wrong bearer token" in wrong.json()["error"]
     assert (
         httpx.post(
-            f"{secured.url}/v1/score_group", json=body, headers={"Authorization": "Bearer s3cret"}, timeout=170
+            f"{secured.url}/v1/score_group", json=body, headers={"Authorization": "Bearer s3cret-but-long-enough"}, timeout=170
         ).status_code
         == 200
     )
-    assert httpx.get(f"{secured.url}/metrics?token=s3cret").status_code == 200
+    assert httpx.get(f"{secured.url}/metrics?token=s3cret-but-long-enough").status_code == 200
     assert httpx.get(f"{secured.url}/metrics").status_code == 401
 
 
@@ -192,7 +196,7 @@ def test_a_request_past_the_deadline_gets_the_policy_value(start_server):
     rewards = httpx.post(f"{slow.url}/get_reward", json={"query": [query], "prompts": [prompt]}, timeout=60).json()
     assert rewards["rewards"] == [0.0] and rewards["extra_logs"]["judge_failure_timeout"] == [1.0]
     assert metric(slow.url, "cerm_judge_failures_total", kind="timeout") == 2
-    assert "request deadline of 0.5s passed" in os.read(slow.process.stdout.fileno(), 65536).decode()
+    assert "request deadline of 0.5s passed" in slow.log()
 
 
 def test_shutdown_finishes_in_flight_requests(start_server):

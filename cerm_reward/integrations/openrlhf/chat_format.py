@@ -178,10 +178,7 @@ KNOWN_FORMATS = (
     ),
     ChatFormat(
         "llama3",
-        {
-            role: Turn(f"<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>")
-            for role in ("system", "user", "assistant")
-        },
+        {role: Turn(f"<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>") for role in ("system", "user", "assistant")},
         "<|start_header_id|>assistant<|end_header_id|>\n\n",
         "<|begin_of_text|>",
         dated_system=True,
