@@ -8,7 +8,14 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from cerm_reward.config import CermConfig, EngineConfig  # noqa: E402
-from cerm_reward.serving.ray_pool import NAMESPACE, JudgePool, PoolConfig, choose_replica, home_replica  # noqa: E402
+from cerm_reward.serving.ray_pool import (  # noqa: E402
+    NAMESPACE,
+    JudgePool,
+    PoolConfig,
+    PoolConflictError,
+    choose_replica,
+    home_replica,
+)
 
 JUDGE = {"criteria": {"max_tokens": 24}, "evaluation": {"max_tokens": 8}, "failure": {"max_resamples": 0}}
 
@@ -27,16 +34,14 @@ def test_routing_leaves_home_only_when_overloaded(home, in_flight, expected):
     assert choose_replica(home, in_flight, overload_factor=2.0) == expected
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+def http_config(vllm_server) -> CermConfig:
+    return CermConfig.model_validate({"engine": {"kind": "http", "base_url": vllm_server}, "judge": JUDGE})
 
 
 def http_pool(vllm_server, replicas: int) -> JudgePool:
-    config = CermConfig.model_validate({"engine": {"kind": "http", "base_url": vllm_server}, "judge": JUDGE})
-    return JudgePool.create(config, PoolConfig(name=f"test-{uuid.uuid4().hex[:8]}", replicas=replicas, num_cpus=0.1))
+    return JudgePool.create(
+        http_config(vllm_server), PoolConfig(name=f"test-{uuid.uuid4().hex[:8]}", replicas=replicas, num_cpus=0.1)
+    )
 
 
 @ray.remote(num_cpus=0.1)
@@ -81,7 +86,9 @@ async def test_pool_prefetch_runs_the_criteria_on_the_home_replica(local_ray, vl
 @pytest.mark.server
 def test_create_is_idempotent_and_connect_finds_the_pool(local_ray, vllm_server):
     pool = http_pool(vllm_server, replicas=2)
-    again = JudgePool.create(CermConfig(), pool.config)  # another process's call: attaches, does not replace
+    again = JudgePool.create(http_config(vllm_server), pool.config)  # another process's call: attaches, does not replace
+    with pytest.raises(PoolConflictError, match="already runs with other settings"):
+        JudgePool.create(CermConfig(), pool.config)  # another judge under the same name: refused, not attached
     found = JudgePool.connect(pool.config.name)
     ids = [h._actor_id for h in pool.handles]
     assert [h._actor_id for h in again.handles] == ids == [h._actor_id for h in found.handles]

@@ -43,13 +43,6 @@ class PolicyServer:
         return TokenOutput(token_ids=list(final.outputs[0].token_ids), stop_reason="completed")
 
 
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.engine
 @pytest.mark.server
 async def test_the_agent_loop_prefetches_criteria_once_per_prompt_and_the_reward_call_finds_them(
@@ -61,7 +54,7 @@ async def test_the_agent_loop_prefetches_criteria_once_per_prompt_and_the_reward
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     from cerm_reward.integrations.verl.agent_loop import AGENT_NAME
-    from cerm_reward.integrations.verl.client import client_for
+    from cerm_reward.integrations.verl.client import attached_client, client_for
     from cerm_reward.integrations.verl.settings import VerlJudgeSettings
 
     pool_name = f"prefetch-{uuid.uuid4().hex[:6]}"
@@ -81,6 +74,7 @@ async def test_the_agent_loop_prefetches_criteria_once_per_prompt_and_the_reward
     )
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_checkpoint()))
     policy = PolicyServer(embedded_engine)
+    client = client_for(VerlJudgeSettings.from_trainer_config(config))  # a reward worker creates the pool first, as in verl
 
     def agent_loop():
         return hydra.utils.instantiate(
@@ -100,11 +94,14 @@ async def test_the_agent_loop_prefetches_criteria_once_per_prompt_and_the_reward
 
     assert len(policy.requests) == 4 and all(output.response_ids for output in rollouts)  # verl's loop still generates
     assert all(sum(output.response_mask) == len(output.response_ids) for output in rollouts)
-    client = client_for(VerlJudgeSettings.from_trainer_config(config))
-    assert client.prefetch(chat) is False  # this process already sent the prompt once: nothing more goes out
-    pool = JudgePool.connect(pool_name)
-    (stats,) = await pool.stats()
-    assert stats["criteria_cache"]["misses"] == 1  # one criteria turn started (it may still be running)
+    prefetcher = attached_client(VerlJudgeSettings.from_trainer_config(config))
+    assert prefetcher.prefetch(chat) is False  # this process already sent the prompt once: nothing more goes out
+    pool = JudgePool.connect(pool_name, client.pool.config.namespace)
+    # The prefetch is fire-and-forget: wait (boundedly) until the replica has taken it, then count.
+    deadline = asyncio.get_running_loop().time() + 30
+    while (stats := (await pool.stats())[0])["criteria_cache"]["misses"] == 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert stats["criteria_cache"]["misses"] == 1  # one criteria turn started for 4 rollouts (it may still be running)
 
     reward, extra = await client.judge(chat, tokenizer.decode(rollouts[0].response_ids, skip_special_tokens=True))
     assert extra["cerm_criteria_lookup"] in {"hit", "joined"}  # the reward call did not start the criteria

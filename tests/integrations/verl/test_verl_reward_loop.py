@@ -15,7 +15,8 @@ pytest.importorskip("verl")
 from cerm_reward.engines.embedded import embedded_checkpoint  # noqa: E402
 from cerm_reward.integrations.verl.batches import compose_trainer_config, grpo_batch  # noqa: E402
 from cerm_reward.integrations.verl.extra_info import EXTRA_INFO_KEYS  # noqa: E402
-from cerm_reward.serving.ray_pool import NAMESPACE, JudgePool  # noqa: E402
+from cerm_reward.integrations.verl.settings import current_job_namespace  # noqa: E402
+from cerm_reward.serving.ray_pool import JudgePool  # noqa: E402
 
 GROUPS = [
     ("What is the capital of France?", ["<think>France... Paris.</think>Paris.", "", "Lyon.", "<think>it could be"]),
@@ -28,13 +29,6 @@ JUDGE = [
     "reward.cerm.judge.failure.max_resamples=0",
     "reward.cerm.judge.failure.repair=true",
 ]
-
-
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def trainer_config(*overrides: str):
@@ -50,7 +44,7 @@ def policy_tokenizer():
 
 
 def collector(pool_name: str):
-    return ray.get_actor(f"{pool_name}-metrics", namespace=NAMESPACE)
+    return ray.get_actor(f"{pool_name}-metrics", namespace=current_job_namespace())
 
 
 def wait_for_records(pool_name: str, expected: int) -> int:
@@ -87,7 +81,7 @@ def test_reward_loop_manager_scores_grpo_groups_with_one_criteria_generation_per
         rest = rm_scores[row].clone()
         rest[length - 1] = 0
         assert not rest.any()
-    stats = asyncio.run(JudgePool.connect(pool_name).stats())
+    stats = asyncio.run(JudgePool.connect(pool_name, current_job_namespace()).stats())
     assert sum(s["criteria_generations"] for s in stats) == len(GROUPS)  # == unique prompts, not 12
     assert sum(s["responses"] for s in stats) == len(data)
     assert list(output.non_tensor_batch["cerm_empty_response"][:4]) == [0.0, 1.0, 0.0, 1.0]
@@ -119,7 +113,7 @@ def test_reward_loop_manager_scores_grpo_groups_with_one_criteria_generation_per
     examples = json.loads(table.read_text())
     assert examples["columns"] == ["query", "criteria", "critique", "score", "failure"] and examples["data"]
     assert ray.get(collector(pool_name).pending.remote()) == 0  # drained once, by the step that logged it
-    JudgePool.connect(pool_name).shutdown()
+    JudgePool.connect(pool_name, current_job_namespace()).shutdown()
 
 
 @pytest.mark.server
@@ -132,13 +126,13 @@ def test_a_replica_killed_mid_batch_still_gives_every_sample_exactly_one_result(
     groups = [(f"Name a colour you like ({i}).", ["Red.", "Blue.", "Green.", "I like grey."]) for i in range(4)]
     data = grpo_batch(policy_tokenizer(), groups)
     manager = RewardLoopManager(config)
-    pool = JudgePool.connect(pool_name) if _pool_exists(pool_name) else None
+    pool = JudgePool.connect(pool_name, current_job_namespace()) if _pool_exists(pool_name) else None
     results = {}
     thread = threading.Thread(target=lambda: results.setdefault("output", manager.compute_rm_score(data)))
     thread.start()
     while pool is None:
         time.sleep(0.2)
-        pool = JudgePool.connect(pool_name) if _pool_exists(pool_name) else None
+        pool = JudgePool.connect(pool_name, current_job_namespace()) if _pool_exists(pool_name) else None
     before = asyncio.run(pool.ready())[0]["pid"]
     time.sleep(1.0)
     ray.kill(pool.handles[0], no_restart=False)  # the replica's process dies while samples are in flight
@@ -153,7 +147,7 @@ def test_a_replica_killed_mid_batch_still_gives_every_sample_exactly_one_result(
 
 def _pool_exists(pool_name: str) -> bool:
     try:
-        ray.get_actor(f"{pool_name}-0", namespace=NAMESPACE)
+        ray.get_actor(f"{pool_name}-0", namespace=current_job_namespace())
         return True
     except ValueError:
         return False
@@ -203,9 +197,9 @@ def test_compute_score_through_verls_naive_manager_and_in_router_mode(local_ray,
     manager = RewardLoopManager(config)
     output = manager.compute_rm_score(data)
     assert output.meta_info["reward_extra_keys"] == ["score", *EXTRA_INFO_KEYS]  # same fixed keys, plus verl's score
-    stats = asyncio.run(JudgePool.connect(pool_name).stats())
+    stats = asyncio.run(JudgePool.connect(pool_name, current_job_namespace()).stats())
     assert sum(s["criteria_generations"] for s in stats) == len(groups)
-    JudgePool.connect(pool_name).shutdown()
+    JudgePool.connect(pool_name, current_job_namespace()).shutdown()
     del manager
 
     # verl hosting the judge itself passes reward_router_address ("host:port"): the pool then talks to that router.
@@ -221,7 +215,7 @@ def test_compute_score_through_verls_naive_manager_and_in_router_mode(local_ray,
     assert set(result) == {"score", *EXTRA_INFO_KEYS} and result["cerm_criteria_lookup"] == "miss"
     with pytest.raises(KeyError, match="prepare-data"):
         asyncio.run(compute_score("prompts", "Paris.", "", {}, reward_router_address=router, cerm=settings))
-    JudgePool.connect(settings["pool"]["name"]).shutdown()
+    JudgePool.connect(settings["pool"]["name"], current_job_namespace()).shutdown()
 
 
 @pytest.mark.server
@@ -253,7 +247,7 @@ def test_reward_critic_rm_scores_grpo_groups_through_the_same_manager_and_pool(l
     response_lengths = data.batch["attention_mask"][:, data.batch["prompts"].shape[1] :].sum(dim=1)
     for row, length in enumerate(response_lengths.tolist()):
         assert output.batch["rm_scores"][row, length - 1].item() == pytest.approx(float(rewards[row]))
-    pool = JudgePool.connect(pool_name)
+    pool = JudgePool.connect(pool_name, current_job_namespace())
     stats = asyncio.run(pool.stats())
     assert sum(s["responses"] for s in stats) == len(data) and sum(s["criteria_generations"] for s in stats) == 0
     assert {r["judge"]["kind"] for r in asyncio.run(pool.ready())} == {"critic_rm"}
