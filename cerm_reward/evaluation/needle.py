@@ -7,7 +7,7 @@ that chunk: the chosen one carries the good version (a true fact, a benign phras
 original text), the rejected one the bad version. Each pair records the response's word
 count and where the chunk sits (0 = start, 1 = end), so accuracy can be read by length
 and by position, which is where generative judges are reported to "lose the middle".
-(Long-form RewardBench, Huang, He et al., AAAI 2026; method.md §3.)
+(Long-form RewardBench, Huang, He et al., AAAI 2026; docs/method.md §3.)
 
 Positions are measured in words by default. The paper speaks of token positions; pass
 ``count_units`` (a callable counting a text's tokens, e.g. a tokenizer's encode + len) to
@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cerm_reward.data.items import EvalItem, ScoredItem, content_id, word_count
-from cerm_reward.data.loaders import read_rows
+from cerm_reward.data.loaders import FormatError, read_rows
 
 MIN_CHUNK_WORDS = 30
 CHUNKS_PER_1000_WORDS = 4
@@ -127,9 +127,18 @@ class FactPair:
     false: str
 
 
+def _rows(path: str | Path, *fields: str) -> Iterator[dict[str, Any]]:
+    """The rows of a needle input file; one that is not an object with ``fields`` is a :class:`FormatError`."""
+    for index, row in enumerate(read_rows(path)):
+        missing = [name for name in fields if not isinstance(row, dict) or name not in row]
+        if missing:
+            raise FormatError(f"{path}[{index}]: missing field {missing[0]!r}")
+        yield row
+
+
 def load_fact_pairs(path: str | Path) -> list[FactPair]:
     """``{"true": ..., "false": ...}`` rows (JSONL or a JSON list)."""
-    return [FactPair(str(row["true"]), str(row["false"])) for row in read_rows(path)]
+    return [FactPair(str(row["true"]), str(row["false"])) for row in _rows(path, "true", "false")]
 
 
 def _insert_after_first_sentence(chunk: str, sentence: str) -> str:
@@ -171,7 +180,7 @@ class SafetyPhrase:
 
 def load_safety_phrases(path: str | Path) -> list[SafetyPhrase]:
     """``{"safe": ..., "harmful": ...}`` rows (``benign`` is accepted for ``safe``)."""
-    return [SafetyPhrase(str(row.get("safe", row.get("benign"))), str(row["harmful"])) for row in read_rows(path)]
+    return [SafetyPhrase(str(row.get("safe", row.get("benign"))), str(row["harmful"])) for row in _rows(path, "harmful")]
 
 
 class SafetyPerturbation:
@@ -232,7 +241,7 @@ class NeedleBase:
 def load_needle_bases(path: str | Path) -> list[NeedleBase]:
     """``{"id"?, "prompt", "response"}`` rows."""
     bases = []
-    for row in read_rows(path):
+    for row in _rows(path, "prompt", "response"):
         prompt, response = str(row["prompt"]), str(row["response"])
         bases.append(NeedleBase(str(row.get("id") or content_id(prompt, response)), prompt, response))
     return bases

