@@ -40,6 +40,9 @@ async def open_engine(config: EngineConfig) -> Engine:
         if config.dtype == "auto":
             # vLLM's "auto" picks bfloat16 on CPU, which falls back to slow kernels without native bf16.
             config = config.model_copy(update={"dtype": "float32"})
+        if "enforce_eager" not in config.model_fields_set:
+            # torch.compile costs a minute of start-up on a CPU for a model this small.
+            config = config.model_copy(update={"enforce_eager": True})
         if config.kv_cache_gib is None:
             # A share of memory (gpu_memory_utilization) is a share of *host* memory on a CPU build:
             # ~20 GiB of a 24 GiB machine, which fails beside anything else; the 135M model needs little.

@@ -3,8 +3,11 @@
 The configuration's defaults are CE-RM-4B's (criteria 4096, evaluation 8192 tokens, from a
 public CE-RM-4B evaluation script), while the model used when none is named is the embedded
 SmolLM2-135M with an 8192-token context: an 8192-token evaluation leaves no room for its
-prompt. So, for the embedded judge only, budgets the user did not set come from
-:data:`EMBEDDED_PROFILE`; and for every model whose context is known before start-up (the
+prompt, and at CPU speed a 135M model that rambles to an 8192-token budget, re-sampled twice,
+takes tens of minutes on a small file. So, for the embedded judge only, budgets and the failure
+policy the user did not set come from :data:`EMBEDDED_PROFILE` and :data:`EMBEDDED_FAILURE_POLICY`
+(the values of ``examples/embedded-smoke.yaml``'s kind: short turns, the repair turn on, since the
+small model rarely writes ``\boxed{}``); and for every model whose context is known before start-up (the
 embedded one, a local folder, ``engine.max_model_len``) a budget that cannot fit is refused
 here, naming the flag to change, instead of a minute later by the engine.
 """
@@ -13,16 +16,19 @@ from __future__ import annotations
 
 import logging
 
-from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, SamplingConfig
+from cerm_reward.config import CermConfig, CermJudgeConfig, CriticJudgeConfig, FailurePolicy, SamplingConfig
 from cerm_reward.engines.context import context_length
 from cerm_reward.errors import ConfigError
 from cerm_reward.judges.registry import judge_kind
 
 logger = logging.getLogger(__name__)
 
-EMBEDDED_PROFILE = {"criteria": 512, "evaluation": 1024}
-"""CE-RM budgets for the embedded judge when none are given: room for the prompt in 8192
-tokens, and short enough for a CPU (the small model rarely writes more)."""
+EMBEDDED_PROFILE = {"criteria": 256, "evaluation": 256}
+"""CE-RM budgets for the embedded judge when none are given: short enough for a CPU."""
+
+EMBEDDED_FAILURE_POLICY = FailurePolicy(max_resamples=1, repair=True)
+"""The failure policy of the embedded judge when the configuration sets none: one re-sample, then
+the constrained repair turn (a weak judge rarely writes the score format)."""
 
 
 def fit_budgets(config: CermConfig) -> CermConfig:
@@ -44,14 +50,16 @@ def _with_embedded_profile(config: CermConfig) -> CermConfig:
     judge = config.judge
     if not isinstance(judge, CermJudgeConfig) or config.engine.kind != "vllm" or config.engine.model is not None:
         return config
-    updates = {
+    updates: dict[str, object] = {
         name: getattr(judge, name).model_copy(update={"max_tokens": tokens})
         for name, tokens in EMBEDDED_PROFILE.items()
         if not _set_explicitly(judge, name)
     }
+    if "failure" not in judge.model_fields_set:
+        updates["failure"] = EMBEDDED_FAILURE_POLICY
     if not updates:
         return config
-    logger.debug("embedded judge: default budgets %s (set judge.*.max_tokens to change)", EMBEDDED_PROFILE)
+    logger.debug("embedded judge: default %s (set them in the judge section to change)", sorted(updates))
     return config.model_copy(update={"judge": judge.model_copy(update=updates)})
 
 

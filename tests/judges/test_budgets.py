@@ -10,7 +10,7 @@ from cerm_reward.config import CermConfig
 from cerm_reward.engines.context import EMBEDDED_CONTEXT_TOKENS, checkpoint_context, context_length
 from cerm_reward.engines.embedded import embedded_checkpoint
 from cerm_reward.errors import ConfigError
-from cerm_reward.judges.budgets import EMBEDDED_PROFILE, fit_budgets
+from cerm_reward.judges.budgets import EMBEDDED_FAILURE_POLICY, EMBEDDED_PROFILE, fit_budgets
 
 
 def test_the_defaults_fit_the_embedded_judge_through_its_profile():
@@ -21,6 +21,15 @@ def test_the_defaults_fit_the_embedded_judge_through_its_profile():
         EMBEDDED_PROFILE["criteria"],
         EMBEDDED_PROFILE["evaluation"],
     )
+
+
+def test_the_embedded_judge_repairs_by_default_unless_the_policy_is_set():
+    assert fit_budgets(CermConfig()).judge.failure == EMBEDDED_FAILURE_POLICY
+    assert EMBEDDED_FAILURE_POLICY.repair and EMBEDDED_FAILURE_POLICY.max_resamples == 1
+    chosen = CermConfig().with_overrides({"judge.failure.max_resamples": 3})
+    assert fit_budgets(chosen).judge.failure == chosen.judge.failure  # a set policy is the user's, whole
+    named = CermConfig().with_overrides({"engine.model": "PKU-ONELab/CE-RM-4B"})
+    assert fit_budgets(named).judge.failure == CermConfig().judge.failure  # CE-RM-4B keeps the defaults
 
 
 def test_budgets_the_user_set_are_kept_or_refused_never_rewritten():
