@@ -166,7 +166,11 @@ def test_the_entry_point_registers_the_manager_in_a_fresh_ray_worker(local_ray):
     )
     namespace = {"__name__": "cerm_probe"}  # not importable: Ray ships the function by value
     exec(source, namespace)
-    pid, registered = ray.get(ray.remote(max_calls=1, num_cpus=0)(namespace["probe"]).remote())
+    # Ray reuses idle workers of the same runtime env, and one an earlier test ran in has imported
+    # cerm_reward already; a runtime env of its own forces a worker process started for this probe.
+    fresh = {"env_vars": {"CERM_PROBE": uuid.uuid4().hex}}
+    probe = ray.remote(max_calls=1, num_cpus=0, runtime_env=fresh)(namespace["probe"])
+    pid, registered = ray.get(probe.remote(), timeout=120)
     assert pid != os.getpid()
     assert registered == "cerm_reward.integrations.verl.manager.CermRewardManager"
 
