@@ -14,6 +14,7 @@ failure. Raising instead would make verl drop the rollout without a trace in
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -77,8 +78,12 @@ class JudgeClient:
             return False
         return True
 
-    async def judge(self, query: Query, response: str) -> tuple[float, dict[str, Any]]:
-        """The reward verl trains on and the sample's ``reward_extra_info`` (fixed keys)."""
+    async def judge(self, query: Query, response: str, *, validation: bool = False) -> tuple[float, dict[str, Any]]:
+        """The reward verl trains on and the sample's ``reward_extra_info`` (fixed keys).
+
+        ``validation`` samples are judged alike and counted apart (``val-cerm/*``, see ``metrics``).
+        """
+        record = functools.partial(self._record, validation=validation)
         started = time.perf_counter()
         answer, notes = clean_policy_output(response, self.settings.policy_output)
         try:
@@ -86,7 +91,7 @@ class JudgeClient:
         except InvalidInputError as error:
             logger.error("cerm: sample not judged, %s; reward %.3g", error, self.fallback)
             latency = time.perf_counter() - started
-            self._record("", self.fallback, INVALID_INPUT, "none", len(answer), latency, TokenUsage(), None)
+            record("", self.fallback, INVALID_INPUT, "none", len(answer), latency, TokenUsage(), None)
             return self.fallback, error_extra_info(reward=self.fallback, kind=INVALID_INPUT, latency_s=latency)
         try:
             result = await self.pool.score_group(query_text, [answer])
@@ -94,13 +99,13 @@ class JudgeClient:
             kind = ENGINE_ERROR if isinstance(error, ray.exceptions.RayTaskError) else POOL_UNREACHABLE
             logger.error("cerm: sample not judged, %s: %s; reward %.3g", kind, _first_line(error), self.fallback)
             latency = time.perf_counter() - started
-            self._record(query_text, self.fallback, kind, "none", len(answer), latency, TokenUsage(), None)
+            record(query_text, self.fallback, kind, "none", len(answer), latency, TokenUsage(), None)
             return self.fallback, error_extra_info(reward=self.fallback, kind=kind, latency_s=latency)
         judgement = result.judgements[0]
         reward = judgement.score if judgement.score is not None else self.fallback
         latency = time.perf_counter() - started
         failure = judgement.failure.value if judgement.failure else ""
-        self._record(query_text, reward, failure, result.criteria_lookup, len(answer), latency, result.usage, judgement)
+        record(query_text, reward, failure, result.criteria_lookup, len(answer), latency, result.usage, judgement)
         extra = extra_info_of(judgement, reward=reward, criteria_lookup=result.criteria_lookup, notes=notes, latency_s=latency)
         return reward, extra
 
@@ -114,6 +119,8 @@ class JudgeClient:
         latency: float,
         usage: TokenUsage,
         judgement: Judgement | None,
+        *,
+        validation: bool,
     ) -> None:
         if self._collector is None:
             return
@@ -126,6 +133,7 @@ class JudgeClient:
             "latency_s": latency,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
+            "validation": validation,
         }
         example = None
         if judgement is not None and self._sent % _EXAMPLE_EVERY == 0:

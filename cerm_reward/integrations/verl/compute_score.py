@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from cerm_reward.integrations.verl.client import client_for
+from cerm_reward.integrations.verl.metrics import is_validation
 from cerm_reward.integrations.verl.settings import VerlJudgeSettings
 
 QUERY_KEYS = ("prompt", "raw_prompt", "question", "query")
@@ -53,5 +54,5 @@ async def compute_score(
     """
     settings = VerlJudgeSettings.from_node(cerm)
     client = client_for(settings, reward_router_address=reward_router_address)
-    reward, extra = await client.judge(query_of(extra_info), solution_str)
+    reward, extra = await client.judge(query_of(extra_info), solution_str, validation=is_validation(extra_info))
     return {"score": reward, **extra}

@@ -17,6 +17,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from cerm_reward.integrations.verl.client import client_for
+from cerm_reward.integrations.verl.metrics import is_validation
 from cerm_reward.integrations.verl.settings import VerlJudgeSettings
 
 logger = logging.getLogger(__name__)
@@ -54,5 +55,6 @@ class CermRewardManager(RewardManagerBase):
         response = await self.loop.run_in_executor(
             None, lambda: self.tokenizer.decode(response_ids[:valid_length], skip_special_tokens=True)
         )
-        reward, extra = await self.client.judge(query, response)
+        validation = is_validation(item.non_tensor_batch.get("extra_info"), data.meta_info)
+        reward, extra = await self.client.judge(query, response, validation=validation)
         return {"reward_score": reward, "reward_extra_info": extra}

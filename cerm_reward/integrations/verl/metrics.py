@@ -5,6 +5,10 @@ worker sends one small record per judged sample to a named collector actor of th
 (``<pool>-metrics``); the trainer's logger drains it once per step (see ``tracking``).
 The numbers are the ones that tell a judge is helping or hurting RL: latency, tokens,
 criteria reuse, failure rates by kind, and whether the scores separate a group at all.
+
+Validation samples are judged by the same pool but never counted with training's:
+each record says its phase, and a drain gives ``cerm/*`` for training samples and
+``val-cerm/*`` for validation samples (see :func:`is_validation`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ import numpy as np
 from cerm_reward.results import FailureKind
 
 PREFIX = "cerm/"
+VAL_PREFIX = "val-cerm/"
+"""Validation samples' metrics: verl logs its own validation numbers under ``val-*`` too."""
+VALIDATION_SPLITS = frozenset({"test", "val", "validation", "valid", "eval", "dev"})
+"""``extra_info.split`` values that mark a validation sample (``cerm verl prepare-data`` and verl's
+example preprocessors write ``train`` / ``test``)."""
 INVALID_INPUT = "invalid_input"
 """The sample's prompt could not be rendered into a query: the judge was never asked."""
 ENGINE_ERROR = FailureKind.ENGINE_ERROR.value
@@ -29,8 +38,18 @@ FAILURE_KINDS = (*(kind.value for kind in FailureKind), INVALID_INPUT, POOL_UNRE
 SHARED_LOOKUPS = frozenset({"hit", "joined", "provided"})
 
 
-def step_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """``cerm/*`` metrics of one step's records (one per judged sample; see ``JudgeClient``)."""
+def is_validation(extra_info: Any, meta_info: Any = None) -> bool:
+    """Whether a sample belongs to validation: verl's ``validate`` flag where it reaches the reward
+    worker (verl 0.9.1's agent loop and colocated reward loop do not forward it), else the sample's
+    own ``extra_info.split``, which verl passes with every sample."""
+    if meta_info and meta_info.get("validate"):
+        return True
+    split = extra_info.get("split") if hasattr(extra_info, "get") else None
+    return isinstance(split, str) and split.lower() in VALIDATION_SPLITS
+
+
+def step_metrics(records: Sequence[dict[str, Any]], prefix: str = PREFIX) -> dict[str, float]:
+    """``<prefix>*`` metrics of one step's records (one per judged sample; see ``JudgeClient``)."""
     if not records:
         return {}
     rewards = np.array([r["reward"] for r in records], dtype=float)
@@ -61,7 +80,7 @@ def step_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     correlation = pearson(lengths, rewards)
     if correlation is not None:
         metrics["score_length_corr"] = correlation
-    return {PREFIX + name: value for name, value in metrics.items()}
+    return {prefix + name: value for name, value in metrics.items()}
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -90,7 +109,10 @@ class MetricsCollector:
         return len(self._records)
 
     def drain(self) -> tuple[dict[str, float], list[dict[str, str]]]:
-        """This step's metrics and example rows; the collector starts the next step empty."""
+        """This step's metrics (``cerm/*`` training, ``val-cerm/*`` validation) and example rows;
+        the collector starts the next step empty."""
         records, examples = self._records, self._examples
         self._records, self._examples = [], []
-        return step_metrics(records), examples
+        training = [record for record in records if not record.get("validation")]
+        validation = [record for record in records if record.get("validation")]
+        return {**step_metrics(training), **step_metrics(validation, VAL_PREFIX)}, examples

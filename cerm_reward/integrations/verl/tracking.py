@@ -39,12 +39,17 @@ def drain_judge_metrics() -> tuple[dict[str, float], list[dict[str, str]]]:
     )
     for name in collectors:
         pool_metrics, pool_rows = ray.get(ray.get_actor(name, namespace=namespace).drain.remote(), timeout=30)
-        if len(collectors) > 1:  # several pools in one job: cerm/<pool>/<metric>
+        if len(collectors) > 1:  # several pools in one job: cerm/<pool>/<metric>, val-cerm/<pool>/<metric>
             pool = name.removesuffix("-metrics")
-            pool_metrics = {f"cerm/{pool}/{key.removeprefix('cerm/')}": value for key, value in pool_metrics.items()}
+            pool_metrics = {_pool_key(key, pool): value for key, value in pool_metrics.items()}
         metrics.update(pool_metrics)
         rows.extend(pool_rows)
     return metrics, rows
+
+
+def _pool_key(key: str, pool: str) -> str:
+    prefix, _, metric = key.partition("/")
+    return f"{prefix}/{pool}/{metric}"
 
 
 def install() -> bool:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cerm_reward.integrations.verl.data import DatasetFormatError, load_rows, verl_rows, write_parquet
-from cerm_reward.integrations.verl.metrics import MetricsCollector, pearson, step_metrics
+from cerm_reward.integrations.verl.metrics import MetricsCollector, is_validation, pearson, step_metrics
 from cerm_reward.integrations.verl.policy_output import clean_policy_output
 from cerm_reward.integrations.verl.settings import PolicyOutputSettings, VerlJudgeSettings
 
@@ -33,10 +33,11 @@ def test_think_stripping_can_be_turned_off():
     assert clean_policy_output("<think>x</think>y", PolicyOutputSettings(strip_think=False)) == ("<think>x</think>y", [])
 
 
-def record(group, reward, *, failure="", lookup="hit", chars=10, latency=1.0):
+def record(group, reward, *, failure="", lookup="hit", chars=10, latency=1.0, validation=False):
     return {
         "group": group, "reward": reward, "failure": failure, "criteria_lookup": lookup,
         "answer_chars": chars, "latency_s": latency, "prompt_tokens": 100, "completion_tokens": 10,
+        "validation": validation,
     }  # fmt: skip
 
 
@@ -76,6 +77,34 @@ def test_collector_drains_each_record_once_and_caps_examples():
     metrics, examples = collector.drain()
     assert metrics["cerm/samples"] == 3 and examples == [{"query": "q0"}]
     assert collector.drain() == ({}, []) and collector.pending() == 0
+
+
+def test_validation_samples_are_counted_apart_under_val_cerm():
+    collector = MetricsCollector(table_rows=0)
+    for reward in (8.0, 6.0):
+        collector.record(record("train", reward))
+    collector.record(record("held-out", 2.0, failure="no_score", validation=True))
+    metrics, _ = collector.drain()
+    assert metrics["cerm/samples"] == 2 and metrics["cerm/score_mean"] == 7.0 and metrics["cerm/failure_rate"] == 0.0
+    assert metrics["val-cerm/samples"] == 1 and metrics["val-cerm/score_mean"] == 2.0
+    assert metrics["val-cerm/failure_rate/no_score"] == 1.0
+    collector.record(record("train", 1.0))
+    assert not any(key.startswith("val-cerm/") for key in collector.drain()[0])  # a training-only step has none
+
+
+@pytest.mark.parametrize(
+    ("extra_info", "meta_info", "validation"),
+    [
+        ({"split": "test", "index": 0}, {}, True),  # cerm verl prepare-data / verl's example data
+        ({"split": "validation"}, None, True),
+        ({"split": "train"}, {}, False),
+        ({"split": "train"}, {"validate": True}, True),  # verl's flag, where it reaches the worker
+        (None, {}, False),  # no split: training, as verl's trainer treats an unlabelled sample
+        ({"split": 3}, {}, False),
+    ],
+)
+def test_a_sample_is_validation_by_verls_flag_or_its_split(extra_info, meta_info, validation):
+    assert is_validation(extra_info, meta_info) is validation
 
 
 def test_settings_overrides_keep_cerm_defaults_for_nulls(tmp_path):
