@@ -205,6 +205,9 @@ class EngineConfig(FrozenModel):
     For ``http`` it is the served model name (asked from ``/v1/models`` when ``None``)."""
     base_url: str | None = None
     """``http`` only: ``http://host:port`` (``/v1`` optional) or verl's bare ``host:port``."""
+    base_urls: tuple[str, ...] = ()
+    """``http`` only, instead of ``base_url``: several servers of the same model (verl's reward servers);
+    every call of one conversation goes to one of them, so a group's shared prefix stays cached."""
     api_key: str | None = None
     structured_output_style: Literal["vllm", "sglang"] = "vllm"
     """How an ``http`` server takes a regex constraint: vLLM's ``structured_outputs`` or SGLang's ``regex``."""

@@ -29,6 +29,10 @@ __all__ = [
 
 async def open_engine(config: EngineConfig) -> Engine:
     """The engine ``config`` describes; with no model, the in-process embedded default judge."""
+    if config.kind == "http" and config.base_urls:
+        from cerm_reward.engines.routed import RoutedHttpEngine
+
+        return await RoutedHttpEngine.connect(config, config.base_urls)
     if config.kind == "http":
         from cerm_reward.engines.openai_http import OpenAIHttpEngine
 
