@@ -27,6 +27,7 @@ from cerm_reward.criteria_cache import query_digest
 from cerm_reward.integrations.verl.extra_info import error_extra_info, extra_info_of
 from cerm_reward.integrations.verl.metrics import ENGINE_ERROR, INVALID_INPUT, POOL_UNREACHABLE, MetricsCollector
 from cerm_reward.integrations.verl.policy_output import clean_policy_output
+from cerm_reward.integrations.verl.reward_servers import verl_reward_server_addresses
 from cerm_reward.integrations.verl.settings import VerlJudgeSettings, current_job_namespace
 from cerm_reward.judges.queries import InvalidInputError, Query, render_query
 from cerm_reward.results import Judgement, TokenUsage
@@ -167,13 +168,16 @@ def client_for(
     """
     key = (settings.model_dump_json(), reward_router_address)
     if key not in _clients:
-        cerm = settings.cerm_config(reward_router_address=reward_router_address, router_model=router_model)
         if not ray.is_initialized():
             ray.init(ignore_reinit_error=True)
+        servers = verl_reward_server_addresses() if reward_router_address is not None else []
+        cerm = settings.cerm_config(
+            reward_router_address=reward_router_address, router_model=router_model, reward_servers=servers
+        )
         pool = JudgePool.create(cerm, settings.pool_config())
         replicas = pool.ready_within()
         logger.warning(
-            "cerm judge pool %r (namespace %r): %d replica(s) on devices %s, %s judge, engine %s %s; %s",
+            "cerm judge pool %r (namespace %r): %d replica(s) on devices %s, %s judge, engine %s %s%s; %s",
             pool.config.name,
             pool.config.namespace,
             len(replicas),
@@ -181,6 +185,7 @@ def client_for(
             cerm.judge.kind,
             cerm.judge_engine.kind,
             cerm.judge_engine.model or "(embedded default judge)",
+            f" routed by query over verl's {len(servers)} reward server(s)" if servers else "",
             cerm.judge.describe_failure_policy(),
         )
         _clients[key] = JudgeClient(settings, cerm, pool)

@@ -8,6 +8,7 @@ start-up with the key's name instead of being ignored.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -111,14 +112,22 @@ class VerlJudgeSettings(FrozenModel):
             node = OmegaConf.to_container(node, resolve=True)
         return cls.model_validate(dict(node))
 
-    def cerm_config(self, *, reward_router_address: str | None = None, router_model: str | None = None) -> CermConfig:
-        """The judge's config; with verl hosting the judge model, the engine is its router over HTTP."""
+    def cerm_config(
+        self,
+        *,
+        reward_router_address: str | None = None,
+        router_model: str | None = None,
+        reward_servers: Sequence[str] = (),
+    ) -> CermConfig:
+        """The judge's config; with verl hosting the judge model, the engine speaks HTTP to verl's
+        ``reward_servers`` (each query on one of them: prefix-aware routing), else to its router."""
         base = CermConfig.from_file(self.config) if self.config else CermConfig()
         overrides: dict[str, Any] = {}
         _flatten("engine", self.engine, overrides)
         _flatten("judge", self.judge, overrides)
         if reward_router_address is not None:
             overrides.update({"engine.kind": "http", "engine.base_url": reward_router_address, "engine.model": router_model})
+            overrides["engine.base_urls"] = tuple(reward_servers)
         return base.with_overrides(overrides)
 
 
