@@ -42,8 +42,10 @@ def watch(owner_pid: int) -> None:
     except psutil.NoSuchProcess:
         return
     noted: dict[int, psutil.Process] = {}
-    while owner.is_running() and owner.status() != psutil.STATUS_ZOMBIE:
+    while True:
         try:
+            if owner.status() == psutil.STATUS_ZOMBIE:
+                break
             for child in owner.children(recursive=True):
                 if child.pid != me:
                     noted.setdefault(child.pid, child)

@@ -226,6 +226,8 @@ EngineDead = Callable[[str], None]
 """Told why the engine died when the server gives up on it (``cerm serve`` stops and exits non-zero)."""
 
 WATCH_INTERVAL_S = 0.5
+DEAD_NOTICE_S = 3.0
+"""How long a server whose engine died keeps answering 503 before it stops, so probes see why."""
 
 
 def _error(status: int, message: str, details: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -290,6 +292,7 @@ def create_app(
                 logger.warning("the judge engine was restarted after: %s", reason)
                 continue
             if on_engine_dead is not None:
+                await asyncio.sleep(DEAD_NOTICE_S)
                 on_engine_dead(reason)
             return
 
