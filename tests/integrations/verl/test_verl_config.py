@@ -153,3 +153,25 @@ def test_the_grpo_recipe_composes_and_passes_verls_validation(tmp_path):
     assert (pool.name, pool.namespace) == ("cerm-qwen3-8b-grpo-ce-rm-4b", "cerm_reward.job-0a000000")
     assert self_placed_judge(config)  # our entry point reserves its placement before verl's pools
     assert config.actor_rollout_ref.rollout.n == 8 and config.algorithm.adv_estimator == "grpo"
+
+
+def test_verl_hosting_the_judge_reads_the_judge_model_and_our_manager_from_the_keys_it_reads():
+    """`reward=cerm` + verl's reward pool: the model set once as cerm.engine.model reaches verl's reward model,
+    and the non-null custom function path keeps verl from treating the judge as a classifier."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    config = compose_trainer_config(
+        "reward=cerm",
+        "reward.cerm.engine.model=PKU-ONELab/CE-RM-4B",
+        "reward.reward_model.enable=True",
+        "reward.reward_model.enable_resource_pool=True",
+        "reward.reward_model.nnodes=1",
+        "reward.reward_model.n_gpus_per_node=2",
+        "reward.reward_model.rollout.tensor_model_parallel_size=2",
+    )
+    reward_model = omega_conf_to_dataclass(config.reward.reward_model)  # verl's own dataclass, as its trainer builds it
+    assert reward_model.model_path == "PKU-ONELab/CE-RM-4B" and reward_model.rollout.name == "vllm"
+    assert reward_model.rollout.tensor_model_parallel_size == 2 and reward_model.enable_resource_pool
+    assert config.reward.custom_reward_function.path == "pkg://cerm_reward.integrations.verl.compute_score"
+    assert config.reward.reward_manager.name == "cerm" and not self_placed_judge(config)
+    assert compose_trainer_config("reward=cerm").reward.reward_model.enable is False  # the self-placed pool stays the default
