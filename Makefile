@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cerm-installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,13 @@ demo: $(STAMP)
 	rm -f runs/demo.jsonl
 	$(BIN)/cerm score examples/rollouts.jsonl --output runs/demo.jsonl --config examples/embedded-smoke.yaml
 
+# The full suite (what CI runs): starts one in-process vLLM engine, one `vllm serve` and one Ray cluster.
 test: $(STAMP)
 	$(BIN)/python -m pytest -ra
+
+# The engine-free tier, for the edit loop: nothing marked engine, server, ray, network or slow (setup.cfg says what each means).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m "not engine and not server and not ray and not network and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check cerm_reward tests hydra_plugins

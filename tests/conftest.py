@@ -1,13 +1,18 @@
-"""Shared real parts: one in-process vLLM engine and one `vllm serve` process per test session.
+"""Shared real parts, each started at most once per test session: one in-process vLLM engine,
+one `vllm serve` process and one local Ray cluster.
 
-Both run the embedded default judge (SmolLM2-135M on the CPU) with short token
+Both engines run the embedded default judge (SmolLM2-135M on the CPU) with short token
 budgets. The server is started in the background at session start so that it
 boots while the fast tests run. A small Critic-RM checkpoint, cut from the same weights,
 serves the Critic-RM tests and the tests that host it like CE-RM.
+
+A test that asks for one of these parts is marked for it at collection (`engine`, `server`,
+`ray`), so `make test-fast` (which deselects those markers) can never start one by accident.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -49,6 +54,17 @@ def _start_server() -> None:
     _server.update(
         process=subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), url=f"http://127.0.0.1:{port}", log=log
     )
+
+
+FIXTURE_MARKERS = {"embedded_engine": "engine", "vllm_server": "server", "local_ray": "ray"}
+"""The session part a fixture starts -> the marker its tests carry (registered in setup.cfg)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so the markers added here count
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in FIXTURE_MARKERS.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(FIXTURE_MARKERS[fixture])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -125,3 +141,38 @@ def checkpoint(small_base_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("critic-checkpoint")
     model = CriticRewardModel.from_base(small_base_model, "critic-v1", InputLimits(48, 48, 32))
     return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the session: starting one costs 5 to 10 s on two cores, and the
+    pool and verl tests need only a few logical CPUs of it (their actors ask for 0.1 to 1)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def local_ray(ray_cluster):
+    """The session's Ray cluster, left as the test found it: named actors and placement groups the
+    test created (judge pools, verl's reward-loop workers, also when the test failed before its own
+    shutdown) are removed, so a name or a CPU held by one test cannot leak into the next."""
+    ray = ray_cluster
+    actors, groups = _named_actors(ray), _placement_groups(ray)
+    yield
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    for name, namespace in _named_actors(ray) - actors:
+        with contextlib.suppress(ValueError):  # it went away on its own meanwhile
+            ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+    for group_id in _placement_groups(ray) - groups:
+        remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id))))
+
+
+def _named_actors(ray) -> set[tuple[str, str]]:
+    return {(actor["name"], actor["namespace"]) for actor in ray.util.list_named_actors(all_namespaces=True)}
+
+
+def _placement_groups(ray) -> set[str]:
+    return {group_id for group_id, info in ray.util.placement_group_table().items() if info["state"] != "REMOVED"}

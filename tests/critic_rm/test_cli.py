@@ -38,6 +38,7 @@ def write_training_records(path, pairs: int) -> None:
     write_jsonl(records, path)
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_train_command_writes_a_checkpoint_and_the_scheduled_log(small_base_model, tmp_path):
     write_training_records(tmp_path / "records.jsonl", 2)
     (tmp_path / "train.yaml").write_text(
@@ -54,6 +55,7 @@ def test_train_command_writes_a_checkpoint_and_the_scheduled_log(small_base_mode
     assert [entry["lm_weight"] for entry in logs] == pytest.approx([lm_weight_at(cosine, t) for t in (0.0, 0.5)])
 
 
+@pytest.mark.slow  # two torchrun ranks train the 4-layer model over gloo: about 60 s on two cores
 def test_train_runs_data_parallel_on_two_processes_under_torchrun(small_base_model, tmp_path):
     """The multi-process path the FSDP and ZeRO-3 recipes take, on CPU: torchrun starts 2 ranks that
     join over gloo; accelerate's FSDP and DeepSpeed plugins themselves need GPUs (docs/critic_rm.md)."""

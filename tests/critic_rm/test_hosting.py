@@ -140,14 +140,6 @@ async def test_a_critic_rm_request_past_the_deadline_gets_the_neutral_score(tmp_
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 async def test_a_critic_rm_pool_serves_another_process_with_head_scores(local_ray, vllm_server, checkpoint, head):
     import ray
 

@@ -32,6 +32,7 @@ CRITIC_RM = RECIPES / "critic_rm"
 LAUNCH_CONFIGS = ("accelerate_fsdp.yaml", "accelerate_deepspeed_zero3.yaml")
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_train_yaml_builds_the_trainer_and_takes_one_optimizer_step(small_base_model, tmp_path, monkeypatch, caplog):
     from transformers.utils import logging as transformers_logging
 

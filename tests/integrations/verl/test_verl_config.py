@@ -33,6 +33,7 @@ def cfg_job(module: str, *overrides: str) -> dict:
         ("cerm_reward.integrations.verl.main_ppo", "reward_model=cerm"),
     ],
 )
+@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
 def test_each_switch_form_selects_the_cerm_reward_group(module, switch):
     job = cfg_job(module, switch, "reward.cerm.pool.replicas=2")
     reward = job["reward"]
@@ -43,6 +44,7 @@ def test_each_switch_form_selects_the_cerm_reward_group(module, switch):
     assert settings.pool.name is None and settings.pool.namespace is None  # the job's own, resolved at start-up
 
 
+@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
 def test_literal_reward_model_switch_on_stock_main_ppo_is_refused_by_hydra_with_the_plugin():
     done = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main_ppo", "reward_model=cerm", "--cfg", "job"],
@@ -133,6 +135,7 @@ def test_unknown_cerm_keys_fail_with_their_name():
         VerlJudgeSettings.model_validate({"pool": {"replica": 2}})
 
 
+@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
 def test_the_grpo_recipe_composes_and_passes_verls_validation(tmp_path):
     from omegaconf import OmegaConf
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
