@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 from cerm_reward.serving.metrics import ServerMetrics
 
@@ -68,8 +69,6 @@ def _token_of(scope: Scope) -> str | None:
     for pair in query.split("&"):
         key, _, value = pair.partition("=")
         if key == "token":
-            from urllib.parse import unquote
-
             return unquote(value)
     return None
 
