@@ -2,7 +2,8 @@
 
 usage: ``python -m cerm_reward.bench.critic_training_worker JOB_JSON WORKDIR``, JOB_JSON holding
 ``records``, ``base``, ``settings`` (a ``TrainConfig``) and ``warmup_steps``. The timed window
-starts after the warm-up steps: the clock starts and the process's resident-memory high-water
+starts after the warm-up steps: the wall clock and the process's CPU clock (all its threads:
+the figure a machine shared with other work distorts least) start, and its resident-memory high-water
 mark is reset (``/proc/self/clear_refs``), so the peak is what the timed steps add on top of
 the model, its gradients and the optimizer moments the warm-up allocated.
 """
@@ -56,16 +57,17 @@ class TimedWindow(TrainerCallback):
     def __init__(self, warmup_steps: int) -> None:
         self.warmup_steps = warmup_steps
         self.started = self.ended = 0.0
+        self.cpu_started = self.cpu_ended = 0.0
         self.baseline_kib = 0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step == self.warmup_steps:
             Path("/proc/self/clear_refs").write_text("5")
             self.baseline_kib = memory_kib("VmRSS")
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.ended = time.perf_counter()
+        self.ended, self.cpu_ended = time.perf_counter(), time.process_time()
 
 
 def main(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -85,6 +87,7 @@ def main(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "real_tokens": real,
         "tokens_per_s": real / seconds,
+        "tokens_per_cpu_s": real / (window.cpu_ended - window.cpu_started),
         "padding_share": 1.0 - real / slots,
         "peak_mib": (memory_kib("VmHWM") - window.baseline_kib) / MIB,
     }

@@ -76,6 +76,7 @@ def model(small_base_model) -> CriticRewardModel:
     return CriticRewardModel.from_base(small_base_model, "critic-v1", LIMITS).eval()
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_packed_forward_equals_padded_forward(examples, model):
     model.lm.set_attn_implementation("sdpa")  # the padded path as it was before packing
     padded = PairCollator(0)(examples)
@@ -97,6 +98,7 @@ def test_packed_forward_equals_padded_forward(examples, model):
     assert critique_nll(packed_logits, packed_targets).item() == pytest.approx(critique_nll(logits, targets).item(), abs=1e-4)
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_the_vocabulary_projection_sees_only_the_critique_positions(examples, model):
     model.lm.set_attn_implementation(VARLEN_SDPA)
     packed = PackedPairCollator()([{"pairs": examples}])
@@ -119,6 +121,7 @@ def _config(**changes) -> TrainConfig:
         "max_steps": 2,
         "pairs_per_device": TRAINED_PAIRS,
         "trainable_layers": 1,  # a short backward pass: the test is about the batches, not the optimizer
+        "trainer_args": {"dataloader_pin_memory": False},  # no accelerator to pin for
         "tokens_per_device": 100_000,
         "max_query_tokens": LIMITS.max_query_tokens,
         "max_response_tokens": LIMITS.max_response_tokens,
@@ -133,6 +136,7 @@ def _losses(records, base, tmp_path, config: TrainConfig) -> list[dict[str, floa
     return [entry for entry in trainer.state.log_history if "bt_loss" in entry]
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_packed_training_equals_padded_training(records, small_base_model, tmp_path):
     """Same records, seed and pairs per step (all of them): the same losses at step 1 and, after
     one update, at step 2, so the gradients agree too."""

@@ -22,6 +22,7 @@ CONFIG = TrainConfig(
     max_critique_tokens=32,
     trainable_layers=1,
     learning_rate=1e-3,
+    trainer_args={"dataloader_pin_memory": False},  # no accelerator to pin for
 )
 
 
@@ -42,6 +43,7 @@ def _moved(trainer, before) -> set[str]:
     return {n for n, p in trainer.model.named_parameters() if n in before and not torch.equal(p, before[n])}
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_one_step_with_gradient_checkpointing(records, small_base_model, tmp_path):
     trainer, before = _one_step(records, small_base_model, tmp_path, gradient_checkpointing=True)
     assert trainer.model.lm.is_activation_checkpointing
@@ -50,6 +52,7 @@ def test_one_step_with_gradient_checkpointing(records, small_base_model, tmp_pat
     assert _moved(trainer, before) == set(before)  # gradients reached every trainable layer through the recomputation
 
 
+@pytest.mark.slow  # trains or runs forward passes of the 4-layer model on the CPU: 20 to 70 s on two cores
 def test_one_step_with_bf16_parameters(records, small_base_model, tmp_path):
     trainer, before = _one_step(records, small_base_model, tmp_path, parameter_dtype="bfloat16")
     model = trainer.model

@@ -43,19 +43,13 @@ def varlen_sdpa(
     bounds = kwargs.get("cu_seq_lens_q")
     if bounds is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
-    edges = bounds.tolist()
+    lengths = bounds.diff().tolist()
     grouped = query.shape[1] != key.shape[1]
+    # split, not a slice per sequence: its backward is one concatenation, where each slice's
+    # backward would write its gradient into a zero-filled copy of the whole row
     parts = [
-        F.scaled_dot_product_attention(
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
-            dropout_p=dropout,
-            is_causal=True,
-            scale=scaling,
-            enable_gqa=grouped,
-        )
-        for start, end in zip(edges[:-1], edges[1:], strict=True)
+        F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=grouped)
+        for q, k, v in zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2), strict=True)
     ]
     return torch.cat(parts, dim=2).transpose(1, 2).contiguous(), None
 
