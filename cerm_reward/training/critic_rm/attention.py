@@ -45,13 +45,26 @@ def varlen_sdpa(
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     lengths = bounds.diff().tolist()
     grouped = query.shape[1] != key.shape[1]
-    # split, not a slice per sequence: its backward is one concatenation, where each slice's
-    # backward would write its gradient into a zero-filled copy of the whole row
+
+    def by_sequence(states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # (batch, tokens, heads, dim) is how the projections laid the states out: each sequence is
+        # one contiguous block, and split's backward is a single concatenation (a slice per
+        # sequence would write each gradient into a zero-filled copy of the whole row)
+        return states.transpose(1, 2).split(lengths, dim=1)
+
     parts = [
-        F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scaling, enable_gqa=grouped)
-        for q, k, v in zip(query.split(lengths, dim=2), key.split(lengths, dim=2), value.split(lengths, dim=2), strict=True)
+        F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            dropout_p=dropout,
+            is_causal=True,
+            scale=scaling,
+            enable_gqa=grouped,
+        ).transpose(1, 2)
+        for q, k, v in zip(by_sequence(query), by_sequence(key), by_sequence(value), strict=True)
     ]
-    return torch.cat(parts, dim=2).transpose(1, 2).contiguous(), None
+    return torch.cat(parts, dim=1), None
 
 
 def padding_mask(*, attention_mask: torch.Tensor | None, **kwargs: Any) -> torch.Tensor | None:
