@@ -28,6 +28,7 @@ OPTIONS = TrainBenchOptions(
 )
 
 
+@pytest.mark.slow  # trains the 4-layer model on both batch layouts on the CPU: about 15 s on two cores
 def test_both_paths_report_real_tokens_padding_and_memory(small_base_model, tmp_path):
     records = critique_records(llmbar_pairs(4))
     write_jsonl(records, tmp_path / "records.jsonl")
