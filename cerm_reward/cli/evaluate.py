@@ -199,8 +199,9 @@ def eval_command(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Judge everything anew; read and write no cache.")] = False,
     plots: Annotated[
-        bool, typer.Option("--plots/--no-plots", help="Write PNG figures (needs the eval extra: matplotlib).")
-    ] = True,
+        Optional[bool],
+        typer.Option("--plots/--no-plots", help="Write PNG figures (the eval extra: matplotlib) [default: when installed]."),
+    ] = None,
     wandb_project: Annotated[
         Optional[str], typer.Option("--wandb-project", help="Also log the report to this W&B project.")
     ] = None,
@@ -235,6 +236,7 @@ def eval_command(
         on_failure=on_failure,
     )
     settings = judge_settings(config, flags)
+    plots = _plots_wanted(plots)
     benchmark_format = _resolve_format(data, format)
     subsets = subsets or []
     loaded = load_items(benchmark_format, data)
@@ -281,6 +283,15 @@ def eval_command(
         run_dir = log_report(wandb_project, result.report, result.meta, figures, directory=output_dir)
         result.files["wandb"] = run_dir
     _print_result(result)
+
+
+def _plots_wanted(requested: Optional[bool]) -> bool:
+    """Plots when asked, or by default when matplotlib is installed (the core install has none)."""
+    from cerm_reward.evaluation.plots import plots_available
+
+    if requested and not plots_available():
+        raise ConfigError("--plots needs matplotlib: pip install '.[eval]' (or pass --no-plots)")
+    return plots_available() if requested is None else requested
 
 
 def _needle_outputs(result: JobResult, output_dir: Path, plots: bool) -> None:

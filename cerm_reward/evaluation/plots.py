@@ -7,6 +7,7 @@ rest of the harness works without it and plots render on a machine with no displ
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from typing import Any
 from cerm_reward.data.items import ScoredItem, word_count
 from cerm_reward.evaluation.metrics import BenchmarkReport
 from cerm_reward.evaluation.needle import NeedleGrid
+
+
+def plots_available() -> bool:
+    """Whether matplotlib (the ``eval`` extra) is installed, without importing it."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot() -> Any:
