@@ -86,3 +86,19 @@ def test_a_bad_config_or_data_file_is_one_line_and_exit_code_2(case, files):
 def test_a_format_outside_the_loaders_is_typers_choice_error(files):
     done = cerm("critic", "build-data", files["pairs"], "-o", files["out"], "--format", "csv")
     assert done.returncode == 2 and "Invalid value for '--format'" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "serve", "eval"])
+def test_a_budget_that_cannot_fit_stops_before_any_engine_loads(command, tmp_path):
+    """The embedded judge has 8192 tokens of context: an 8192-token evaluation is refused in
+    seconds, naming the flag, instead of after a minute of engine start-up."""
+    inputs = {
+        "score": ["score", str(REPO / "examples" / "rollouts.jsonl"), "-o", str(tmp_path / "out.jsonl")],
+        "serve": ["serve", "--port", "1"],
+        "eval": ["eval", jsonl(tmp_path / "pairs.jsonl", {"prompt": "Hi?", "chosen": "Hello!", "rejected": "No."}),
+                 "--format", "pairs", "-o", str(tmp_path / "run")],
+    }[command]  # fmt: skip
+    done = cerm(*inputs, "--eval-max-tokens", "8192")
+    assert done.returncode == 2, done.stderr
+    assert "judge.evaluation.max_tokens=8192" in done.stderr and "--eval-max-tokens" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.jsonl").exists()
