@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from cerm_reward.config import SamplingConfig
+from cerm_reward.errors import CermError
 from cerm_reward.results import FailureKind, TokenUsage
 
 Messages = list[dict[str, str]]
@@ -20,6 +21,11 @@ Messages = list[dict[str, str]]
 
 class EngineError(RuntimeError):
     """The engine could not produce completions (counted as ``engine_error``)."""
+
+
+class EngineUnavailableError(EngineError, CermError):
+    """The engine the configuration names cannot be reached, or does not serve the model:
+    the address or model name is the user's to fix (the CLI reports it as one line, exit 2)."""
 
 
 class PromptTooLongError(EngineError):

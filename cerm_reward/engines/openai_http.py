@@ -14,7 +14,15 @@ from typing import Any
 import httpx
 
 from cerm_reward.config import EngineConfig
-from cerm_reward.engines.base import ChatResult, Completion, EngineError, GenerationParams, Messages, PromptTooLongError
+from cerm_reward.engines.base import (
+    ChatResult,
+    Completion,
+    EngineError,
+    EngineUnavailableError,
+    GenerationParams,
+    Messages,
+    PromptTooLongError,
+)
 from cerm_reward.errors import ConfigError
 
 _TOO_LONG_MARKERS = ("maximum context length", "longer than the maximum", "too long", "exceeds the max")
@@ -61,12 +69,12 @@ class OpenAIHttpEngine:
             models = response.json().get("data", [])
         except (httpx.HTTPError, ValueError) as error:
             await client.aclose()
-            raise EngineError(f"cannot list models at {config.base_url}: {error}") from error
+            raise EngineUnavailableError(f"cannot list models at {config.base_url}: {error}") from error
         entry = next((m for m in models if config.model in (None, m.get("id"))), None)
         if entry is None:
             await client.aclose()
             served = ", ".join(m.get("id", "?") for m in models) or "none"
-            raise EngineError(f"model {config.model!r} is not served at {config.base_url} (served: {served})")
+            raise EngineUnavailableError(f"model {config.model!r} is not served at {config.base_url} (served: {served})")
         return cls(config, client, entry["id"], entry.get("max_model_len"))
 
     @property

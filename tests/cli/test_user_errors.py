@@ -102,3 +102,11 @@ def test_a_budget_that_cannot_fit_stops_before_any_engine_loads(command, tmp_pat
     assert done.returncode == 2, done.stderr
     assert "judge.evaluation.max_tokens=8192" in done.stderr and "--eval-max-tokens" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_judge_server_that_cannot_be_reached_is_a_one_line_error(tmp_path):
+    """A wrong --base-url is the user's to fix: exit 2 naming the address, no traceback."""
+    out = tmp_path / "out.jsonl"
+    done = cerm("score", str(REPO / "examples" / "rollouts.jsonl"), "-o", str(out), "--engine", "http", "--base-url", "127.0.0.1:9")
+    assert done.returncode == 2, done.stderr
+    assert "cannot list models at 127.0.0.1:9" in done.stderr and "Traceback" not in done.stderr
