@@ -38,7 +38,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not engine and not server and not ray and not network and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check cerm_reward tests hydra_plugins
+	$(BIN)/ruff check cerm_reward tests hydra_plugins scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
