@@ -12,7 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--prepare" ]; then
-    printf '/.whl/\n/.tok/\n/.gpu/\n' >> .git/info/exclude
+    for folder in /.whl/ /.tok/ /.gpu/; do
+        grep -qxF "$folder" .git/info/exclude 2>/dev/null || echo "$folder" >> .git/info/exclude
+    done
     rm -rf .whl .tok .gpu && mkdir -p .whl .tok .gpu
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
@@ -28,7 +30,9 @@ fi
 
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
     site=${TMPDIR:-/tmp}/cerm-gpu-site
-    python3 -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl
+    # Wheels for another Python than this one's do not install: then the installed packages must do.
+    python3 -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl \
+        || echo "gpu_check: the carried wheels do not install here; using the installed packages" >&2
     export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
