@@ -113,12 +113,12 @@ def test_score_over_http_is_complete_and_resumes_after_a_kill(tmp_path, vllm_ser
 
 @pytest.mark.engine
 def test_score_on_the_default_embedded_judge(tmp_path):
-    """The README's main job, in small: no --model means the embedded judge, in-process vLLM."""
+    """The command a newcomer types, in small: no config and no flags means the embedded judge,
+    in-process vLLM, with its CPU defaults (budgets that fit its context, the repair turn)."""
     rollouts = tmp_path / "one.jsonl"
     rollouts.write_text(json.dumps({"id": "g", "query": "Is 91 prime?", "responses": ["No: 91 = 7 x 13.", ""]}) + "\n")
-    config = small_config(tmp_path, {"enforce_eager": True, "kv_cache_gib": 0.5, "max_model_len": 2048})
     output = tmp_path / "out.jsonl"
-    done = cerm("score", str(rollouts), "-o", str(output), "-c", str(config), timeout=400)
+    done = cerm("score", str(rollouts), "-o", str(output), timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_output(output)
     assert [r["response_index"] for r in rows] == [0, 1]
