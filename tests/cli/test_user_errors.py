@@ -106,7 +106,7 @@ def test_a_budget_that_cannot_fit_stops_before_any_engine_loads(command, tmp_pat
 
 def test_a_judge_server_that_cannot_be_reached_is_a_one_line_error(tmp_path):
     """A wrong --base-url is the user's to fix: exit 2 naming the address, no traceback."""
-    out = tmp_path / "out.jsonl"
-    done = cerm("score", str(REPO / "examples" / "rollouts.jsonl"), "-o", str(out), "--engine", "http", "--base-url", "127.0.0.1:9")
+    rollouts, out = str(REPO / "examples" / "rollouts.jsonl"), str(tmp_path / "out.jsonl")
+    done = cerm("score", rollouts, "-o", out, "--engine", "http", "--base-url", "127.0.0.1:9")
     assert done.returncode == 2, done.stderr
     assert "cannot list models at 127.0.0.1:9" in done.stderr and "Traceback" not in done.stderr
