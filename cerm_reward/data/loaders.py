@@ -29,20 +29,30 @@ class FormatError(InputError):
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_rows(path: str | Path) -> list[Any]:
-    """Rows of one ``.jsonl`` file (one object a line) or ``.json`` file (a list, or ``{"data": [...]}``)."""
+def located_rows(path: str | Path) -> list[tuple[str, Any]]:
+    """``(where, row)`` for each row of a ``.jsonl`` file (``where`` = ``path:line``) or a ``.json``
+    file (a list, or ``{"data": [...]}``; ``where`` = ``path[index]``)."""
     path = Path(path)
-    if path.suffix == ".jsonl":
-        return [row for _, row in read_jsonl(path)]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".jsonl":  # a bad line is read_jsonl's InputError, naming path:line
+            return [(f"{path}:{number}", row) for number, row in read_jsonl(path)]
+        text = path.read_bytes()
+    except OSError as error:
+        raise FormatError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        data = json.loads(text)
     except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
         raise FormatError(f"{path}: not JSON ({error})") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise FormatError(f"{path}: expected a JSON list of rows")
-    return data
+        raise FormatError(f"{path}: expected a JSON list of rows (or JSON Lines in a .jsonl file)")
+    return [(f"{path}[{index}]", row) for index, row in enumerate(data)]
+
+
+def read_rows(path: str | Path) -> list[Any]:
+    """The rows of :func:`located_rows`, without their locations."""
+    return [row for _, row in located_rows(path)]
 
 
 def _files(path: Path) -> list[Path]:

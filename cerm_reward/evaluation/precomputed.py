@@ -10,43 +10,19 @@ finite number becomes a counted ``invalid_score`` failure; every malformed row i
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cerm_reward.data.items import INVALID_SCORE, EvalItem, ResponseScore
+from cerm_reward.data.loaders import located_rows
 from cerm_reward.errors import InputError
 from cerm_reward.evaluation.matching import MatchAccount
 from cerm_reward.evaluation.scoring_loop import ScoreScope
-from cerm_reward.jsonl import loads_line
 
 MISSING_SCORE = "missing_score"
 """Failure kind of a response the precomputed file has no score for."""
-
-
-def numbered_rows(path: Path) -> list[tuple[str, Any]]:
-    """``(where, row)`` for each row of a ``.jsonl`` file (``path:line``) or a ``.json`` list (``path[index]``)."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror or error})") from None
-    if path.suffix == ".jsonl":
-        return [
-            (f"{path}:{number}", loads_line(text, path=path, number=number))
-            for number, text in enumerate(data.split(b"\n"), 1)
-            if text.strip()
-        ]
-    try:
-        rows = json.loads(data)
-    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
-        raise InputError(f"{path}: not JSON ({error})") from None
-    if isinstance(rows, dict) and isinstance(rows.get("data"), list):
-        rows = rows["data"]
-    if not isinstance(rows, list):
-        raise InputError(f"{path}: expected a JSON list of rows (or JSON Lines in a .jsonl file)")
-    return [(f"{path}[{index}]", row) for index, row in enumerate(rows)]
 
 
 def _number(value: Any, failure: Any, where: str) -> ResponseScore:
@@ -114,7 +90,7 @@ class PrecomputedScorer:
 
     def __init__(self, path: str | Path, items: Sequence[EvalItem], *, name: str | None = None) -> None:
         self.path = Path(path)
-        rows = numbered_rows(self.path)
+        rows = located_rows(self.path)
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
         self.identity = f"precomputed:{name or self.path.name}:{digest}"
         self.rows = len(rows)
