@@ -7,7 +7,6 @@ Scoring with a trained checkpoint is the ``critic_rm`` judge kind, everywhere ju
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,6 +19,7 @@ from cerm_reward.cli.choices import BenchmarkFormatChoice, RefinementChoice, Sch
 from cerm_reward.cli.options import console
 from cerm_reward.config import CermConfig, EngineConfig, validated
 from cerm_reward.errors import ConfigError
+from cerm_reward.jsonl import write_jsonl
 
 
 def _progress(label: str) -> Progress:
@@ -103,7 +103,6 @@ def build_data(
 
 async def _build(engine_config: EngineConfig, build: Any, pairs: list, output: Path) -> dict[str, Any]:
     from cerm_reward.engines import opened_engine
-    from cerm_reward.jsonl import write_jsonl
     from cerm_reward.training.critic_rm.builder import CritiqueDataBuilder
 
     async with opened_engine(engine_config) as engine:
@@ -147,7 +146,7 @@ def train(
     trainer.save_model(str(output))
     if trainer.is_world_process_zero():
         logs = [entry for entry in trainer.state.log_history if "bt_loss" in entry]
-        (output / "train_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in logs))
+        write_jsonl(logs, output / "train_log.jsonl")
         _table(
             "cerm critic train",
             [

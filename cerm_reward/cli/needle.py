@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -24,6 +23,7 @@ from cerm_reward.cli.options import (
 from cerm_reward.config import CermConfig
 from cerm_reward.data.items import EvalItem
 from cerm_reward.errors import ConfigError
+from cerm_reward.jsonl import write_jsonl
 
 
 def needle_build(
@@ -59,10 +59,7 @@ def needle_build(
     chunking = {"seed": seed, "per_1000": per_1000, "min_words": min_words}
     chunking = {name: value for name, value in chunking.items() if value is not None}
     items = asyncio.run(_build_needles(bases, facts, safety, rewrite, settings, chunking))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as handle:
-        for item in items:
-            handle.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
+    write_jsonl((item.to_dict() for item in items), output)
     by_kind: dict[str, int] = {}
     for item in items:
         by_kind[item.subset] = by_kind.get(item.subset, 0) + 1
