@@ -88,6 +88,7 @@ async def verl_vs_direct(pool, pool_name: str, groups: Sequence[BenchGroup], rep
     judge_file.write_text(yaml.safe_dump(live["judge"]), encoding="utf-8")
     config = compose_trainer_config(
         "reward=cerm",
+        "reward.reward_model.enable=False",  # the bench's own pool, not verl's reward servers (which need GPUs)
         "reward.num_workers=2",
         f"actor_rollout_ref.model.path={policy}",
         f"reward.cerm.config={judge_file}",

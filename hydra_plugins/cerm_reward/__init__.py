@@ -8,6 +8,10 @@ have no ``__init__.py`` of its own). With it installed, ``reward=cerm`` and
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
+from cerm_reward.integrations.verl import resolvers
+
+resolvers.register()  # `--cfg job --resolve` and verl's driver resolve the group's keys in this process
+
 
 class CermRewardSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:

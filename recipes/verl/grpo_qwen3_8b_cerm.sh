@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# GRPO on Qwen3-8B rewarded by CE-RM-4B: the CE-RM paper's downstream setting (8 rollouts per prompt).
+# GRPO on Qwen3-8B rewarded by CE-RM-4B: the CE-RM paper's downstream setting (8 rollouts per prompt),
+# with verl hosting the judge (the default of `reward=cerm`).
 #
-# Cluster (Ray, started before this script): 2 policy nodes x 8 GPUs for verl's resource pools, and
-# judge node(s) started with `ray start --address=$HEAD:6379 --resources='{"cerm_judge": 8}'`.
-# verl's placement groups carry no node constraint and would take the judge node's GPUs too; our
-# entry point (cerm_reward.integrations.verl.main_ppo) reserves the judge's bundles (1 GPU +
-# cerm_judge each, CE-RM-4B fits tp=1) before verl reserves its pools, so the judge keeps its node
-# (20 of 20 simulated trials, tests/cluster/test_placement.py). If the bundles cannot be placed
-# within reward.cerm.pool.placement_timeout_s, start-up fails naming the missing resources.
+# Cluster (Ray, started before this script): 3 nodes x 8 GPUs. verl's own ResourcePoolManager reserves
+# all of them at once: global_pool [8, 8] for actor/rollout/ref and reward_pool [8] for the judge, each
+# node bundle STRICT_PACK, so any node may become the judge's (all three are alike) and nothing is left
+# to a later reservation (20 of 20 simulated trials placed, tests/cluster/test_placement.py). verl starts
+# 8 vLLM reward servers of CE-RM-4B (tp=1) there, awake for the whole run (free_cache_engine follows
+# enable_resource_pool); the judge logic runs in CPU-only Ray actors and sends each prompt's criteria
+# and evaluations to one server, so its prefix cache serves the group.
+# On one node, drop the three reward_model.enable_resource_pool/nnodes/n_gpus_per_node lines and set
+# trainer.nnodes=1: the judge's servers then share the policy's GPUs and sleep between reward steps.
 #
 #   cerm verl prepare-data my_prompts.jsonl -o $DATA/train.parquet
 #   cerm verl prepare-data my_eval_prompts.jsonl -o $DATA/test.parquet --split test
@@ -18,11 +21,10 @@ set -euo pipefail
 DATA=${DATA:-$HOME/data/cerm}
 POLICY=${POLICY:-Qwen/Qwen3-8B}
 JUDGE=${JUDGE:-PKU-ONELab/CE-RM-4B}
-JUDGE_REPLICAS=${JUDGE_REPLICAS:-8}
 PYTHON=${PYTHON:-python3}
 
-exec "$PYTHON" -m cerm_reward.integrations.verl.main_ppo \
-    reward_model=cerm \
+exec "$PYTHON" -m verl.trainer.main_ppo \
+    reward=cerm \
     algorithm.adv_estimator=grpo \
     critic.enable=False \
     data.train_files="$DATA/train.parquet" \
@@ -47,13 +49,12 @@ exec "$PYTHON" -m cerm_reward.integrations.verl.main_ppo \
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4 \
     actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4 \
     reward.num_workers=16 \
-    reward.cerm.config=null \
+    reward.reward_model.enable_resource_pool=True \
+    reward.reward_model.nnodes=1 \
+    reward.reward_model.n_gpus_per_node=8 \
     reward.cerm.engine.model="$JUDGE" \
     reward.cerm.engine.gpu_memory_utilization=0.85 \
     reward.cerm.engine.max_model_len=16384 \
-    reward.cerm.pool.replicas="$JUDGE_REPLICAS" \
-    reward.cerm.pool.num_gpus=1 \
-    '+reward.cerm.pool.resources.cerm_judge=1' \
     reward.cerm.judge.failure.on_failure=neutral \
     trainer.logger='[console,wandb]' \
     trainer.project_name=cerm-grpo \

@@ -1,8 +1,9 @@
 """The judge pool beside verl on a simulated multi-node cluster: Ray's real scheduler, logical GPUs.
 
-One ``ray.cluster_utils.Cluster`` for the module: two policy nodes of 8 GPUs and one judge
-node of 8 GPUs carrying the ``cerm_judge`` resource, as ``recipes/verl/grpo_qwen3_8b_cerm.sh``
-documents. verl's own ``ResourcePoolManager`` reserves its pools. Placement trials reserve
+One ``ray.cluster_utils.Cluster`` for the module: three nodes of 8 GPUs, the third carrying the
+``cerm_judge`` resource, as the verl recipes document (``grpo_qwen3_8b_cerm.sh``: verl reserves the
+judge's reward pool with its own; ``grpo_qwen3_8b_cerm_judge_nodes.sh``: judge nodes outside verl).
+verl's own ``ResourcePoolManager`` reserves its pools. Placement trials reserve
 placement groups only (no processes), so they can be repeated; the trials that score go
 through real replicas and a real ``vllm serve``. Every wait is bounded.
 """
@@ -52,15 +53,24 @@ def cluster():
     simulated.shutdown()
 
 
-def verl_pools(spec: dict[str, list[int]]) -> list:
-    """verl's ResourcePoolManager + its STRICT_PACK placement groups, waited for at most VERL_WAIT_S."""
+def verl_manager(spec: dict[str, list[int]]):
+    """verl's ResourcePoolManager with its pools created (placement groups reserved when first asked for)."""
     from verl.single_controller.ray.base import ResourcePoolManager
 
     manager = ResourcePoolManager(resource_pool_spec=spec, mapping={})
     manager.create_resource_pool()
+    return manager
+
+
+def placed(*pools) -> list:
+    """The pools' STRICT_PACK placement groups, waited for at most VERL_WAIT_S."""
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
-        waits = [executor.submit(pool.get_placement_groups) for pool in manager.resource_pool_dict.values()]
+        waits = [executor.submit(pool.get_placement_groups) for pool in pools]
         return [group for wait in waits for group in wait.result(timeout=VERL_WAIT_S)]
+
+
+def verl_pools(spec: dict[str, list[int]]) -> list:
+    return placed(*verl_manager(spec).resource_pool_dict.values())
 
 
 def nodes_of(group) -> list[str]:
@@ -230,3 +240,140 @@ def test_recipe_layout_scores_a_batch_and_a_killed_replica_leaves_no_sample_with
     assert metrics["cerm/samples"] == 24  # one record per sample: none lost, none twice
     assert metrics["cerm/failure_rate/pool_unreachable"] > 0
     client.pool.shutdown()
+
+
+def test_default_layout_verl_reserves_the_judges_reward_pool_with_the_policy_pools_in_every_trial(cluster):
+    """`reward=cerm` as grpo_qwen3_8b_cerm.sh runs it: verl's global_pool [8, 8] and reward_pool [8] at once."""
+    for trial in range(TRIALS):
+        started = time.monotonic()
+        manager = verl_manager({"global_pool": [8, 8], "reward_pool": [8]})
+        policy, judge = (placed(manager.resource_pool_dict[name]) for name in ("global_pool", "reward_pool"))
+        policy_nodes = {node for group in policy for node in nodes_of(group)}
+        judge_nodes = {node for group in judge for node in nodes_of(group)}
+        assert len(policy_nodes) == 2 and len(judge_nodes) == 1 and not policy_nodes & judge_nodes, trial
+        assert time.monotonic() - started < VERL_WAIT_S
+        release(*policy, *judge)
+
+
+def test_colocated_default_gives_verl_one_judge_server_per_tensor_parallel_group_of_the_policy_gpus(cluster):
+    """`reward=cerm` with no reward pool of its own: verl's reward model splits global_pool by the judge's TP."""
+    from verl.single_controller.ray.base import split_resource_pool
+
+    from cerm_reward.integrations.verl.batches import compose_trainer_config
+
+    overrides = ("reward=cerm", "trainer.nnodes=3", "trainer.n_gpus_per_node=8", "reward.cerm.engine.tensor_parallel_size=2")
+    config = compose_trainer_config(*overrides)
+    tp = config.reward.reward_model.rollout.tensor_model_parallel_size
+    manager = verl_manager({"global_pool": [config.trainer.n_gpus_per_node] * config.trainer.nnodes})
+    pool = manager.resource_pool_dict["global_pool"]
+    groups = placed(pool)
+    assert tp == 2 and len(split_resource_pool(pool, split_size=tp)) == 12  # RewardModelManager's replicas: 24 GPUs / TP
+    assert config.reward.reward_model.rollout.free_cache_engine  # asleep while the policy generates and trains
+    release(*groups)
+
+
+class StandInRewardServer:
+    """Stands in for verl's vLLM reward-server actor, which needs GPUs: named as verl names it, it answers
+    ``get_server_address`` and forwards HTTP to the session's real ``vllm serve``, noting the query (the
+    first user turn) of every chat completion it carries."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.queries: list[str] = []
+        self.port = 0
+
+    async def start(self) -> None:
+        from aiohttp import ClientSession, web
+
+        self.session = ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.forward)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.port = self.runner.addresses[0][1]
+
+    async def forward(self, request):
+        from aiohttp import web
+
+        body = await request.read()
+        if request.path.endswith("/chat/completions"):
+            messages = json.loads(body)["messages"]
+            self.queries.append(next(message["content"] for message in messages if message["role"] == "user"))
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        async with self.session.request(request.method, self.upstream + request.path_qs, data=body, headers=headers) as reply:
+            return web.Response(body=await reply.read(), status=reply.status, content_type=reply.content_type)
+
+    async def get_server_address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    async def served(self) -> list[str]:
+        return list(self.queries)
+
+
+@pytest.mark.server
+def test_default_mode_scores_a_grpo_batch_on_verls_reward_servers_each_prompt_on_one_server(cluster, vllm_server):
+    """verl's pools with the judge's reward_pool, two reward servers in it (stand-ins in front of a real
+    `vllm serve`), verl's own RewardLoopWorker actors with our manager: one criteria generation per
+    prompt, and every call of a prompt on one server. verl's router address refuses connections
+    (port 9): the judge never goes through it."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from transformers import AutoTokenizer
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    from cerm_reward.engines.embedded import embedded_checkpoint
+    from cerm_reward.integrations.verl.batches import compose_trainer_config, grpo_batch
+    from cerm_reward.integrations.verl.settings import current_job_namespace
+
+    manager = verl_manager({"global_pool": [8, 8], "reward_pool": [2]})
+    policy, (judge_group,) = (placed(manager.resource_pool_dict[name]) for name in ("global_pool", "reward_pool"))
+    (judge_node,) = set(nodes_of(judge_group))
+    on_judge_node = NodeAffinitySchedulingStrategy(judge_node, soft=False)
+    servers = [
+        ray.remote(StandInRewardServer)
+        .options(name=f"vllm_server_reward_{replica}_0", num_cpus=0, scheduling_strategy=on_judge_node)
+        .remote(vllm_server)
+        for replica in range(2)
+    ]
+    ray.get([server.start.remote() for server in servers], timeout=30)
+    judge = str(embedded_checkpoint())
+    experiment = f"default-{uuid.uuid4().hex[:6]}"
+    config = compose_trainer_config(
+        "reward=cerm",
+        "reward.num_workers=2",
+        "reward.reward_model.enable_resource_pool=True",
+        "reward.reward_model.nnodes=1",
+        "reward.reward_model.n_gpus_per_node=2",
+        f"reward.cerm.engine.model={judge}",  # verl's reward_model.model_path follows it (its tokenizer is loaded)
+        "reward.cerm.pool.num_cpus=0.1",
+        "reward.cerm.judge.criteria.max_tokens=24",
+        "reward.cerm.judge.evaluation.max_tokens=8",
+        "reward.cerm.judge.failure.max_resamples=0",
+        f"actor_rollout_ref.model.path={judge}",
+        f"trainer.experiment_name={experiment}",
+    )
+    prompts = [f"Name a colour that starts with the letter {letter}." for letter in "BGRYP"]
+    groups = [(prompt, ["Blue.", "", "Green.", "Red."]) for prompt in prompts]
+    data = grpo_batch(AutoTokenizer.from_pretrained(judge), groups)
+    workers = [ray.remote(RewardLoopWorker).options(num_cpus=0.1).remote(config, "127.0.0.1:9") for _ in range(2)]
+    try:
+        chunks = data.chunk(2)  # as RewardLoopManager.compute_rm_score splits a batch: groups cut across workers
+        results = ray.get([w.compute_score_batch.remote(c) for w, c in zip(workers, chunks, strict=True)], timeout=300)
+        outputs = [output for chunk in results for output in chunk]
+        served = ray.get([server.served.remote() for server in servers], timeout=30)
+        pool = JudgePool.connect(f"cerm-{experiment}", current_job_namespace())
+        stats = asyncio.run(pool.stats())
+    finally:
+        for actor in (*workers, *servers):
+            ray.kill(actor)
+        release(*policy, judge_group)
+    assert len(outputs) == len(data)
+    kinds = {output["reward_extra_info"]["cerm_failure_kind"] for output in outputs}
+    assert not kinds & {"pool_unreachable", "engine_error"}, kinds
+    home: dict[str, int] = {}
+    for index, queries in enumerate(served):
+        for query in queries:
+            assert home.setdefault(query, index) == index, f"{query[:60]!r} reached two servers"
+    assert len(home) == len(prompts) and set(home.values()) == {0, 1}  # each prompt on one server, both servers used
+    assert sum(replica["criteria_generations"] for replica in stats) == len(prompts)
+    pool.shutdown()

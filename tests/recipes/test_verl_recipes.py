@@ -184,19 +184,49 @@ def test_judge_rl_recipe_composes_passes_verls_validation_and_every_key_is_read(
     assert "hf_model" in actor.checkpoint.save_contents  # the saved huggingface/ folder is what the judge serves
 
 
-def test_policy_grpo_recipe_composes_passes_verls_validation_and_every_key_is_read(tmp_path, monkeypatch, capsys):
-    from cerm_reward.integrations.verl import main_ppo as cerm_main_ppo
+def test_policy_grpo_recipe_hosts_the_judge_in_verls_reward_pool_and_every_key_is_read(tmp_path, monkeypatch, capsys):
+    from verl.trainer import main_ppo
+    from verl.utils.config import omega_conf_to_dataclass
+
     from cerm_reward.integrations.verl.settings import VerlJudgeSettings
 
     env = {"PYTHON": "python3", "DATA": "/data", "POLICY": str(embedded_checkpoint())}
     [argv] = intercepted_argv(tmp_path, "verl/grpo_qwen3_8b_cerm.sh", env, "python3")["python3"]
+    assert argv[:2] == ["-m", "verl.trainer.main_ppo"]  # verl's own entry point: verl reserves every pool
+    overrides = argv[2:]
+    config = compose_trainer_config(*overrides)
+    assert_every_override_is_read(config, overrides)
+    run_verl_main_up_to_launch(main_ppo.main.__wrapped__, config, monkeypatch, capsys)
+    build_worker_configs(config)
+    reward_model = omega_conf_to_dataclass(config.reward.reward_model)  # as verl's trainer builds it
+    assert reward_model.enable and reward_model.enable_resource_pool
+    assert (reward_model.nnodes, reward_model.n_gpus_per_node) == (1, 8)
+    assert reward_model.model_path == "PKU-ONELab/CE-RM-4B" and reward_model.rollout.tensor_model_parallel_size == 1
+    assert reward_model.rollout.gpu_memory_utilization == 0.85 and reward_model.rollout.max_model_len == 16384
+    assert not reward_model.rollout.free_cache_engine  # its own pool streams rewards during rollout: never asleep
+    hosted = {"reward_router_address": "10.0.0.1:80", "router_model": reward_model.model_path}
+    cerm = VerlJudgeSettings.from_trainer_config(config).cerm_config(**hosted)
+    assert cerm.judge.failure.on_failure == "neutral" and config.actor_rollout_ref.rollout.n == 8
+
+
+def test_judge_nodes_recipe_self_places_the_pool_through_our_entry_point_and_every_key_is_read(tmp_path, monkeypatch, capsys):
+    from cerm_reward.integrations.verl import main_ppo as cerm_main_ppo
+    from cerm_reward.integrations.verl.settings import VerlJudgeSettings, job_namespace
+
+    env = {"PYTHON": "python3", "DATA": "/data", "POLICY": str(embedded_checkpoint())}
+    [argv] = intercepted_argv(tmp_path, "verl/grpo_qwen3_8b_cerm_judge_nodes.sh", env, "python3")["python3"]
     assert argv[:2] == ["-m", "cerm_reward.integrations.verl.main_ppo"]
     overrides = argv[2:]
     config = compose_trainer_config(*overrides, config_name="cerm_ppo_trainer")  # the entry point's config
     assert_every_override_is_read(config, overrides)
     run_verl_main_up_to_launch(cerm_main_ppo.main.__wrapped__, config, monkeypatch, capsys)
     build_worker_configs(config)
-    cerm = VerlJudgeSettings.from_trainer_config(config).cerm_config()  # our group, unknown keys refused
+    assert cerm_main_ppo.self_placed_judge(config) and not config.reward.reward_model.enable
+    settings = VerlJudgeSettings.from_trainer_config(config)
+    assert settings.pool.replicas == 8 and settings.pool.resources == {"cerm_judge": 1}
+    pool = settings.pool_config(job_namespace("0a000000"))  # one pool per job: named after the experiment
+    assert (pool.name, pool.namespace) == ("cerm-qwen3-8b-grpo-ce-rm-4b", "cerm_reward.job-0a000000")
+    cerm = settings.cerm_config()  # our group, unknown keys refused
     assert cerm.engine.model == "PKU-ONELab/CE-RM-4B" and config.actor_rollout_ref.rollout.n == 8
     assert config.actor_rollout_ref.actor.use_kl_loss and config.actor_rollout_ref.actor.kl_loss_coef == 1e-3
 

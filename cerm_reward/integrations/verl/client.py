@@ -154,6 +154,10 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _unnamed_model(engine_kind: str) -> str:
+    return "(the model the server lists)" if engine_kind == "http" else "(embedded default judge)"
+
+
 _clients: dict[tuple[str, str | None], JudgeClient] = {}
 
 
@@ -184,7 +188,7 @@ def client_for(
             [replica["devices"] or "none" for replica in replicas],
             cerm.judge.kind,
             cerm.judge_engine.kind,
-            cerm.judge_engine.model or "(embedded default judge)",
+            router_model or cerm.judge_engine.model or _unnamed_model(cerm.judge_engine.kind),
             f" routed by query over verl's {len(servers)} reward server(s)" if servers else "",
             cerm.judge.describe_failure_policy(),
         )

@@ -1,8 +1,8 @@
 """verl plugin (entry point group ``verl.plugins``), loaded by ``import verl`` in every process.
 
-It registers the ``cerm`` reward manager, the ``cerm_single_turn_agent`` loop (criteria
-prefetch) and, for training the judge, the ``cerm_two_stage_judge`` loop and the
-``cerm_precomputed`` advantage estimator, so ``reward.reward_manager.name=cerm`` resolves
+It registers the ``cerm`` reward manager, the config resolvers ``reward=cerm`` uses, the
+``cerm_single_turn_agent`` loop (criteria prefetch) and, for training the judge, the
+``cerm_two_stage_judge`` loop and the ``cerm_precomputed`` advantage estimator, so ``reward.reward_manager.name=cerm`` resolves
 inside verl's Ray reward workers and not only in the driver, and puts the judge's
 metrics into verl's logger. verl swallows plugin errors at DEBUG level, so a failure
 here is logged at ERROR: otherwise the user would only see "Reward manager is not
@@ -16,6 +16,9 @@ import logging
 logger = logging.getLogger("cerm_reward.verl")
 
 try:
+    from cerm_reward.integrations.verl import resolvers as _resolvers
+
+    _resolvers.register()  # before verl's task runner resolves `reward.reward_model.*` (they point at reward.cerm)
     from cerm_reward.integrations.verl import manager as _manager  # noqa: F401  (registers "cerm")
 except Exception:
     logger.exception("cerm-reward: the verl plugin failed to load; reward_manager.name=cerm will be unknown to verl")

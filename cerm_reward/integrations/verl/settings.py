@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from cerm_reward.config import CermConfig
+from cerm_reward.errors import ConfigError
 from cerm_reward.frozen import FrozenModel
 from cerm_reward.serving.ray_pool import NAMESPACE, PoolConfig
 
@@ -126,9 +127,28 @@ class VerlJudgeSettings(FrozenModel):
         _flatten("engine", self.engine, overrides)
         _flatten("judge", self.judge, overrides)
         if reward_router_address is not None:
-            overrides.update({"engine.kind": "http", "engine.base_url": reward_router_address, "engine.model": router_model})
+            self._check_verl_hosted(base.with_overrides(overrides), router_model)
+            # engine.model None: the one model verl's servers list. verl serves its local copy of model_path,
+            # whose name is not always model_path itself.
+            overrides.update({"engine.kind": "http", "engine.base_url": reward_router_address, "engine.model": None})
             overrides["engine.base_urls"] = tuple(reward_servers)
         return base.with_overrides(overrides)
+
+    def _check_verl_hosted(self, configured: CermConfig, router_model: str | None) -> None:
+        """With verl hosting the judge, a judge server of the user's own or another model is a contradiction:
+        refuse it at start-up rather than silently judge with verl's servers and their model."""
+        own_server = {key for key in ("kind", "base_url") if self.engine.get(key) is not None}
+        if own_server:
+            raise ConfigError(
+                f"reward.cerm.engine.{sorted(own_server)[0]} names a judge server of your own, but verl hosts the judge "
+                "(reward.reward_model.enable=True): drop it, or set reward.reward_model.enable=False"
+            )
+        model = configured.engine.model
+        if model is not None and router_model is not None and model != router_model:
+            raise ConfigError(
+                f"the judge model is {model!r} in reward.cerm but verl's reward servers load {router_model!r} "
+                "(reward.reward_model.model_path): set the model once, as reward.cerm.engine.model"
+            )
 
 
 def _flatten(prefix: str, node: dict[str, Any], into: dict[str, Any]) -> None:

@@ -1,10 +1,8 @@
 """The config switch on verl 0.9.1's real Hydra config: `reward=cerm`, `+reward_model=cerm`, `reward_model=cerm`,
 and `reward=critic_rm` for the Critic-RM judge."""
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -26,22 +24,31 @@ def cfg_job(module: str, *overrides: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("module", "switch"),
-    [
-        ("verl.trainer.main_ppo", "reward=cerm"),
-        ("verl.trainer.main_ppo", "+reward_model=cerm"),
-        ("cerm_reward.integrations.verl.main_ppo", "reward_model=cerm"),
-    ],
+    ("config_name", "switch"),
+    [("ppo_trainer", "reward=cerm"), ("ppo_trainer", "+reward_model=cerm"), ("cerm_ppo_trainer", "reward_model=cerm")],
 )
-@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
-def test_each_switch_form_selects_the_cerm_reward_group(module, switch):
-    job = cfg_job(module, switch, "reward.cerm.pool.replicas=2")
-    reward = job["reward"]
-    assert reward["reward_manager"]["name"] == "cerm" and reward["reward_manager"]["source"] == "register"
-    assert reward["num_workers"] == 8 and reward["reward_model"]["enable"] is False  # verl's own defaults kept
-    settings = VerlJudgeSettings.model_validate(reward["cerm"])
+def test_each_switch_form_selects_the_cerm_reward_group(config_name, switch):
+    """Composed in this process through Hydra with our search-path plugin, as verl's main composes it;
+    the `python -m` entry points themselves run in the `--cfg job` tests below."""
+    config = compose_trainer_config(switch, "reward.cerm.pool.replicas=2", config_name=config_name)
+    reward = config.reward
+    assert reward.reward_manager.name == "cerm" and reward.reward_manager.source == "register"
+    assert reward.num_workers == 8 and reward.reward_model.enable is True  # verl's keys kept; verl hosts the judge
+    settings = VerlJudgeSettings.from_trainer_config(config)
     assert settings.pool.replicas == 2 and settings.policy_output.strip_think
     assert settings.pool.name is None and settings.pool.namespace is None  # the job's own, resolved at start-up
+
+
+@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
+def test_our_entry_point_takes_the_literal_switch_and_prints_verls_keys_resolved_from_the_judges():
+    """`--cfg job --resolve` resolves in the driver: the Hydra plugin registered our resolvers there."""
+    job = cfg_job(
+        "cerm_reward.integrations.verl.main_ppo", "reward_model=cerm", "reward.cerm.engine.tensor_parallel_size=2", "--resolve"
+    )
+    reward_model = job["reward"]["reward_model"]
+    assert job["reward"]["reward_manager"]["name"] == "cerm" and reward_model["enable"] is True
+    assert reward_model["model_path"] == "PKU-ONELab/CE-RM-4B" and reward_model["rollout"]["tensor_model_parallel_size"] == 2
+    assert reward_model["rollout"]["free_cache_engine"] is True  # colocated: verl sleeps it between reward steps
 
 
 @pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
@@ -135,29 +142,6 @@ def test_unknown_cerm_keys_fail_with_their_name():
         VerlJudgeSettings.model_validate({"pool": {"replica": 2}})
 
 
-@pytest.mark.slow  # a subprocess that imports verl's trainer to compose its config: 10 to 40 s on two cores
-def test_the_grpo_recipe_composes_and_passes_verls_validation(tmp_path):
-    from omegaconf import OmegaConf
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
-    recipe = Path(__file__).parents[3] / "recipes" / "verl" / "grpo_qwen3_8b_cerm.sh"
-    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(tmp_path)}
-    done = subprocess.run(["bash", str(recipe), "--cfg", "job"], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    config = OmegaConf.create(done.stdout[done.stdout.index("model_engine:") :])
-    validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    settings = VerlJudgeSettings.from_trainer_config(config)
-    cerm = settings.cerm_config()
-    assert cerm.engine.model == "PKU-ONELab/CE-RM-4B" and cerm.judge.failure.on_failure == "neutral"
-    assert cerm.judge.evaluation.max_tokens == 8192  # null in the group = cerm's default
-    assert settings.pool.replicas == 8 and settings.pool.resources == {"cerm_judge": 1}
-    pool = settings.pool_config(job_namespace("0a000000"))  # one pool per job: named after the experiment
-    assert (pool.name, pool.namespace) == ("cerm-qwen3-8b-grpo-ce-rm-4b", "cerm_reward.job-0a000000")
-    assert self_placed_judge(config)  # our entry point reserves its placement before verl's pools
-    assert config.actor_rollout_ref.rollout.n == 8 and config.algorithm.adv_estimator == "grpo"
-
-
 def test_verl_hosting_the_judge_reads_the_judge_model_and_our_manager_from_the_keys_it_reads():
     """`reward=cerm` + verl's reward pool: the model set once as cerm.engine.model reaches verl's reward model,
     and the non-null custom function path keeps verl from treating the judge as a classifier."""
@@ -177,4 +161,21 @@ def test_verl_hosting_the_judge_reads_the_judge_model_and_our_manager_from_the_k
     assert reward_model.rollout.tensor_model_parallel_size == 2 and reward_model.enable_resource_pool
     assert config.reward.custom_reward_function.path == "pkg://cerm_reward.integrations.verl.compute_score"
     assert config.reward.reward_manager.name == "cerm" and not self_placed_judge(config)
-    assert compose_trainer_config("reward=cerm").reward.reward_model.enable is False  # the self-placed pool stays the default
+
+    default = omega_conf_to_dataclass(compose_trainer_config("reward=cerm").reward.reward_model)
+    assert default.enable and not default.enable_resource_pool and default.model_path == "PKU-ONELab/CE-RM-4B"
+    assert default.rollout.tensor_model_parallel_size == 1 and default.rollout.gpu_memory_utilization == 0.5
+    assert default.rollout.free_cache_engine  # colocated with the policy: verl wakes it for each reward step only
+    own_pool = compose_trainer_config("reward=cerm", "reward.reward_model.enable=False")
+    assert own_pool.reward.reward_model.enable is False and own_pool.reward.reward_manager.name == "cerm"
+
+
+def test_a_judge_server_or_model_of_ones_own_is_refused_when_verl_hosts_the_judge(tmp_path):
+    hosted = {"reward_router_address": "10.0.0.9:80", "router_model": "PKU-ONELab/CE-RM-4B"}
+    with pytest.raises(ConfigError, match=r"engine.base_url names a judge server of your own.*enable=False"):
+        VerlJudgeSettings.from_node({"engine": {"base_url": "http://judge:8000"}}).cerm_config(**hosted)
+    judge_file = tmp_path / "judge.yaml"
+    judge_file.write_text("engine:\n  model: Qwen/Qwen3-4B\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'Qwen/Qwen3-4B' in reward.cerm but verl's reward servers load 'PKU-ONELab/CE-RM-4B'"):
+        VerlJudgeSettings.from_node({"config": str(judge_file)}).cerm_config(**hosted)
+    assert VerlJudgeSettings().cerm_config(**hosted).engine.model is None  # the one model verl's servers list

@@ -32,8 +32,13 @@ JUDGE = [
 
 
 def trainer_config(*overrides: str):
+    """`reward=cerm` on cerm's own pool: verl's reward servers (the default) need GPUs; see tests/cluster for them."""
     return compose_trainer_config(
-        "reward=cerm", "reward.num_workers=2", f"actor_rollout_ref.model.path={embedded_checkpoint()}", *overrides
+        "reward=cerm",
+        "reward.reward_model.enable=False",
+        "reward.num_workers=2",
+        f"actor_rollout_ref.model.path={embedded_checkpoint()}",
+        *overrides,
     )
 
 

@@ -23,7 +23,8 @@ def test_addresses_are_written_as_verl_writes_them():
 def test_with_verls_servers_the_judge_engine_routes_over_them_and_without_them_uses_the_router():
     settings = VerlJudgeSettings()
     routed = settings.cerm_config(reward_router_address="10.0.0.9:80", router_model="judge", reward_servers=["a:1", "b:2"])
-    assert routed.engine.kind == "http" and routed.engine.base_urls == ("a:1", "b:2") and routed.engine.model == "judge"
+    assert routed.engine.kind == "http" and routed.engine.base_urls == ("a:1", "b:2")
+    assert routed.engine.model is None  # the one model the servers list: verl serves its local copy's name
     plain = settings.cerm_config(reward_router_address="10.0.0.9:80", router_model="judge")
     assert plain.engine.base_url == "10.0.0.9:80" and plain.engine.base_urls == ()
 

@@ -117,8 +117,8 @@ def test_settings_overrides_keep_cerm_defaults_for_nulls(tmp_path):
     cerm = settings.cerm_config()
     assert cerm.engine.model == "PKU-ONELab/CE-RM-4B" and cerm.engine.kv_cache_gib is None
     assert cerm.judge.criteria.max_tokens == 256 and cerm.judge.evaluation.max_tokens == 512  # from the file
-    routed = settings.cerm_config(reward_router_address="10.0.0.5:8000", router_model="judge")
-    assert (routed.engine.kind, routed.engine.base_url, routed.engine.model) == ("http", "10.0.0.5:8000", "judge")
+    routed = settings.cerm_config(reward_router_address="10.0.0.5:8000", router_model="PKU-ONELab/CE-RM-4B")
+    assert (routed.engine.kind, routed.engine.base_url, routed.engine.model) == ("http", "10.0.0.5:8000", None)
 
 
 def test_prepare_data_writes_verls_layout_from_real_prompts(tmp_path):
