@@ -30,8 +30,9 @@ demo: $(STAMP)
 	$(BIN)/cerm score examples/rollouts.jsonl --output runs/demo.jsonl --config examples/embedded-smoke.yaml
 
 # The full suite (what CI runs): starts one in-process vLLM engine, one `vllm serve` and one Ray cluster.
+# The 25 slowest tests are listed at the end, so a run that drifts toward the 15-minute bound says why.
 test: $(STAMP)
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=25
 
 # The engine-free tier, for the edit loop: nothing marked engine, server, ray, network or slow (setup.cfg says what each means).
 test-fast: $(STAMP)
