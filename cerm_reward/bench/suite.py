@@ -1,7 +1,9 @@
-"""``cerm bench`` end to end: one engine in this process, then the Ray pool, every section in one run.
+"""``cerm bench`` end to end: one engine in this process, then the Ray pool, then ``vllm serve``
+processes for the routing section, every section in one run.
 
 The in-process sections (criteria, pairwise, prefix, prefetch, HTTP) share one engine; it is
-closed before the pool starts, so the pool's replicas never compete with an idle engine.
+closed before the pool starts, so the pool's replicas never compete with an idle engine, and
+it is not started at all when none of those sections is asked for.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cerm_reward.bench import criteria, integration, overhead, scaling, versus_pairwise
+from cerm_reward.bench import criteria, integration, overhead, routing, scaling, versus_pairwise
 from cerm_reward.bench.figures import Figure, markdown_table
 from cerm_reward.bench.workload import Corpus, bench_judge_config
 from cerm_reward.config import CermConfig, CermJudgeConfig, EngineConfig
 
-SECTIONS = ("unified", "pairwise", "prefix", "prefetch", "http", "overhead", "verl", "scaling")
+SECTIONS = ("unified", "pairwise", "prefix", "prefetch", "http", "overhead", "verl", "scaling", "routing")
+IN_PROCESS = frozenset({"unified", "pairwise", "prefix", "prefetch", "http"})
 BEGIN, END = "<!-- cerm bench: begin -->", "<!-- cerm bench: end -->"
 
 
@@ -49,8 +52,7 @@ Step = Callable[[str], None]
 
 async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[Figure]:
     """Every requested section; ``step`` is told each section's name as it starts (progress)."""
-    from cerm_reward.engines import opened_engine
-    from cerm_reward.judges.cerm.judge import CermJudge
+    from cerm_reward.engines.embedded import embedded_checkpoint
 
     corpus = Corpus.read(options.data)
     judge_config = bench_judge_config(options.criteria_tokens, options.evaluation_tokens)
@@ -58,6 +60,27 @@ async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[
     figures: list[Figure] = []
     workload = corpus.groups(options.groups, options.n)
 
+    if wanted & IN_PROCESS:
+        figures += await _in_process_sections(options, judge_config, corpus, workload, step)
+    if wanted & {"overhead", "verl", "scaling"}:
+        figures += await _pool_sections(options, judge_config, workload, step)
+    if "routing" in wanted:
+        # last, with every engine above closed: it starts four vllm serve processes of its own
+        model = options.model or str(embedded_checkpoint())
+        figures += await routing.routing(
+            model, judge_config, workload, max_model_len=options.max_model_len, repeats=options.repeats, step=step
+        )
+    return figures
+
+
+async def _in_process_sections(
+    options: BenchOptions, judge_config: CermJudgeConfig, corpus: Corpus, workload, step: Step
+) -> list[Figure]:
+    from cerm_reward.engines import opened_engine
+    from cerm_reward.judges.cerm.judge import CermJudge
+
+    wanted = set(options.sections)
+    figures: list[Figure] = []
     step("starting the in-process engine")
     # closed before the pool sections: their replicas bring their own engines
     async with opened_engine(options.engine_config()) as engine:
@@ -78,8 +101,6 @@ async def run_bench(options: BenchOptions, step: Step = lambda _: None) -> list[
         if "http" in wanted:
             step("HTTP server vs in-process")
             figures += await integration.http_vs_in_process(judge, workload, options.repeats)
-    if wanted & {"overhead", "verl", "scaling"}:
-        figures += await _pool_sections(options, judge_config, workload, step)
     return figures
 
 
