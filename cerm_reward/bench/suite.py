@@ -111,7 +111,7 @@ async def _pool_sections(options: BenchOptions, judge_config: CermJudgeConfig, w
 
     wanted = set(options.sections)
     if not ray.is_initialized():
-        ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     name = f"bench-{uuid.uuid4().hex[:6]}"
     cerm = CermConfig(engine=options.engine_config(), judge=judge_config)
     step("starting a 1-replica judge pool")
