@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cerm_reward.judges.critic_rm.model import next_token_targets
 from cerm_reward.judges.critic_rm.sequences import IGNORE_INDEX
@@ -82,3 +83,16 @@ def test_training_progress():
     assert training_progress(5, 10) == 0.5
     assert training_progress(12, 10) == 1.0
     assert training_progress(3, 0) == 0.0
+
+
+def test_critique_nll_gives_cross_entropy_and_its_gradient_without_a_vocabulary_sized_copy():
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 16, requires_grad=True)  # 300 rows: more than one chunk
+    weight = torch.randn(50, 16)
+    targets = torch.randint(0, 50, (300,))
+    expected = F.cross_entropy(hidden @ weight.T, targets)
+    (expected_grad,) = torch.autograd.grad(expected, hidden)
+    nll = critique_nll(hidden @ weight.T, targets)
+    (grad,) = torch.autograd.grad(nll, hidden)
+    assert nll.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-7)
