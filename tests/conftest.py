@@ -70,9 +70,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any(item.get_closest_marker("server") for item in session.items):
         _start_server()
+    if any(item.get_closest_marker("network") for item in session.items):
+        from tests.install import background
+
+        background.started()  # pip waits on the index beside the engine tests, not after them
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.install import background
+
+    background.stop()
     process = _server.get("process")
     if isinstance(process, subprocess.Popen):
         process.terminate()
@@ -143,12 +150,19 @@ def checkpoint(small_base_model, tmp_path_factory):
     return model.save(folder, AutoTokenizer.from_pretrained(str(small_base_model)))
 
 
+def _session_ray():
+    """This process's local Ray cluster, started if there is none (tests/cluster ends its simulated one)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray cluster for the session: starting one costs 5 to 10 s on two cores, and the
     pool and verl tests need only a few logical CPUs of it (their actors ask for 0.1 to 1)."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray = _session_ray()
     yield ray
     ray.shutdown()
 
@@ -158,7 +172,7 @@ def local_ray(ray_cluster):
     """The session's Ray cluster, left as the test found it: named actors and placement groups the
     test created (judge pools, verl's reward-loop workers, also when the test failed before its own
     shutdown) are removed, so a name or a CPU held by one test cannot leak into the next."""
-    ray = ray_cluster
+    ray = _session_ray()  # started again if tests/cluster's simulated cluster replaced it meanwhile
     actors, groups = _named_actors(ray), _placement_groups(ray)
     yield
     from ray.util.placement_group import PlacementGroup, remove_placement_group

@@ -47,6 +47,8 @@ def cluster():
         "judge": simulated.add_node(num_cpus=NODE_CPUS, num_gpus=8, resources={"cerm_judge": 8}),
     }
     simulated.wait_for_nodes()
+    if ray.is_initialized():  # the session's local cluster (tests/conftest.py starts it again when needed)
+        ray.shutdown()
     ray.init(address=simulated.address, log_to_driver=False)
     yield {role: node.node_id for role, node in nodes.items()}
     ray.shutdown()
@@ -80,7 +82,13 @@ def nodes_of(group) -> list[str]:
 def release(*groups) -> None:
     for group in groups:
         remove_placement_group(group)
-    deadline = time.monotonic() + 10
+    all_gpus_free()
+
+
+def all_gpus_free() -> None:
+    """Wait (at most 30 s) until every GPU is back: actors an earlier test killed free theirs asynchronously,
+    and verl refuses to create pools larger than what is free at that moment."""
+    deadline = time.monotonic() + 30
     while ray.available_resources().get("GPU", 0) < 24 and time.monotonic() < deadline:
         time.sleep(0.05)
 
@@ -110,6 +118,7 @@ def test_colocated_layout_judge_packed_first_leaves_verl_whole_nodes_in_every_tr
 
 
 def test_a_judge_reserved_after_verl_took_its_gpus_fails_within_the_deadline_naming_them(cluster):
+    all_gpus_free()
     verl = verl_pools({"global_pool": [8, 8, 8]})  # verl first, as a lazily created pool would find it
     started = time.monotonic()
     with pytest.raises(placement.PlacementTimeoutError, match=r"GPU: need 8, 0 free of 24") as error:
@@ -244,6 +253,7 @@ def test_recipe_layout_scores_a_batch_and_a_killed_replica_leaves_no_sample_with
 
 def test_default_layout_verl_reserves_the_judges_reward_pool_with_the_policy_pools_in_every_trial(cluster):
     """`reward=cerm` as grpo_qwen3_8b_cerm.sh runs it: verl's global_pool [8, 8] and reward_pool [8] at once."""
+    all_gpus_free()  # verl refuses pools larger than what is free when it creates them
     for trial in range(TRIALS):
         started = time.monotonic()
         manager = verl_manager({"global_pool": [8, 8], "reward_pool": [8]})
@@ -264,6 +274,7 @@ def test_colocated_default_gives_verl_one_judge_server_per_tensor_parallel_group
     overrides = ("reward=cerm", "trainer.nnodes=3", "trainer.n_gpus_per_node=8", "reward.cerm.engine.tensor_parallel_size=2")
     config = compose_trainer_config(*overrides)
     tp = config.reward.reward_model.rollout.tensor_model_parallel_size
+    all_gpus_free()
     manager = verl_manager({"global_pool": [config.trainer.n_gpus_per_node] * config.trainer.nnodes})
     pool = manager.resource_pool_dict["global_pool"]
     groups = placed(pool)
@@ -325,6 +336,7 @@ def test_default_mode_scores_a_grpo_batch_on_verls_reward_servers_each_prompt_on
     from cerm_reward.integrations.verl.batches import compose_trainer_config, grpo_batch
     from cerm_reward.integrations.verl.settings import current_job_namespace
 
+    all_gpus_free()
     manager = verl_manager({"global_pool": [8, 8], "reward_pool": [2]})
     policy, (judge_group,) = (placed(manager.resource_pool_dict[name]) for name in ("global_pool", "reward_pool"))
     (judge_node,) = set(nodes_of(judge_group))

@@ -44,10 +44,14 @@ def assert_failures_are_counted(rows: list[dict], report: dict) -> None:
     assert report["benchmarks"][0]["n_failed"] == failed_items
 
 
+LIMIT = 6
+"""LLMBar pairs in the resume test: more than the 5 files it takes them from round-robin, few enough to be quick."""
+
+
 @pytest.mark.server
 def test_eval_llmbar_resumes_after_a_kill_and_a_rerun_hits_the_cache(tmp_path, vllm_server):
     run, cache = tmp_path / "run", tmp_path / "cache.sqlite"
-    args = ["eval", str(SHARED_DATA / "llmbar"), "--format", "llmbar", "--limit", "8", "--concurrency", "1"]
+    args = ["eval", str(SHARED_DATA / "llmbar"), "--format", "llmbar", "--limit", str(LIMIT), "--concurrency", "1"]
     args += ["--cache", str(cache), "--no-plots", *over_http(vllm_server)]
     process = subprocess.Popen(
         [sys.executable, "-m", "cerm_reward.cli", *args, "-o", str(run)],
@@ -65,7 +69,7 @@ def test_eval_llmbar_resumes_after_a_kill_and_a_rerun_hits_the_cache(tmp_path, v
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     before = results.read_text()
-    assert 2 <= before.count("\n") < 8
+    assert 2 <= before.count("\n") < LIMIT
     with results.open("a") as handle:
         handle.write('{"id": "Natural-')  # a line cut by the kill
 
@@ -74,10 +78,10 @@ def test_eval_llmbar_resumes_after_a_kill_and_a_rerun_hits_the_cache(tmp_path, v
     assert results.read_text().startswith(before)  # nothing finished is lost or judged again
     rows = stored(run)
     ids = [row["id"] for row in rows]
-    assert len(ids) == len(set(ids)) == 8  # nothing duplicated, nothing missing
+    assert len(ids) == len(set(ids)) == LIMIT  # nothing duplicated, nothing missing
     report = report_of(run)
-    assert report["meta"]["resumed"] == before.count("\n") and report["meta"]["scored_now"] == 8 - before.count("\n")
-    assert report["benchmarks"][0]["benchmark"] == "llmbar" and report["benchmarks"][0]["n"] == 8
+    assert report["meta"]["resumed"] == before.count("\n") and report["meta"]["scored_now"] == LIMIT - before.count("\n")
+    assert report["benchmarks"][0]["benchmark"] == "llmbar" and report["benchmarks"][0]["n"] == LIMIT
     assert {s["name"] for s in report["benchmarks"][0]["subsets"]} == {
         "Adversarial_GPTInst",
         "Adversarial_GPTOut",
@@ -225,8 +229,8 @@ def test_needle_build_and_eval_give_a_length_by_position_grid(tmp_path, vllm_ser
     bases = write_jsonl(
         tmp_path / "bases.jsonl",
         [
-            {"id": "short", "prompt": "Summarise the survey notes.", "response": long_response("the river survey", 14)},
-            {"id": "long", "prompt": "Write up the field notes.", "response": long_response("the hill survey", 28)},
+            {"id": "short", "prompt": "Summarise the survey notes.", "response": long_response("the river survey", 7)},
+            {"id": "long", "prompt": "Write up the field notes.", "response": long_response("the hill survey", 14)},
         ],
     )
     facts = write_jsonl(
@@ -259,7 +263,7 @@ def test_needle_build_and_eval_give_a_length_by_position_grid(tmp_path, vllm_ser
         "--base-url",
         vllm_server,
         "--eval-max-tokens",
-        "96",
+        "64",
     )
     assert built.returncode == 0, built.stderr
     items = [json.loads(line) for line in items_path.read_text().splitlines()]

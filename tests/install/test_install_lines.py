@@ -2,43 +2,24 @@
 
 The lines are resolved with ``pip install --dry-run`` in a fresh virtual environment, against
 the package index this machine reaches (the network is needed: marker ``network``; offline the
-tests skip and say so). The resolutions run concurrently, each at most once per session.
+tests skip and say so). The resolutions and the core install run concurrently, once per session,
+from the end of collection on (tests/install/background.py), beside the rest of the suite.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shlex
 import subprocess
-import sys
-import venv
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-INSTALL_DOC = REPO / "docs" / "install.md"
-BLOCK = re.compile(r"<!-- install-check: (?P<name>[\w-]+) -->\n```bash\n(?P<body>.*?)```", re.S)
+from tests.install.background import BLOCKS, REPO, InstallChecks, started
 
-# Resolutions wait on the index; on a loaded machine they take minutes (about one when alone).
+# A test here waits at most this long for the background checks (minutes on a loaded machine).
 pytestmark = [pytest.mark.network, pytest.mark.timeout(1500)]
-
-
-def documented_blocks() -> dict[str, list[str]]:
-    """install-check name -> its command lines (comments and blank lines dropped)."""
-    blocks = {}
-    for match in BLOCK.finditer(INSTALL_DOC.read_text(encoding="utf-8")):
-        lines = [line.split("#", 1)[0].strip() for line in match["body"].splitlines()]
-        blocks[match["name"]] = [line for line in lines if line]
-    return blocks
-
-
-BLOCKS = documented_blocks()
 
 
 def test_the_install_page_names_every_target():
@@ -46,66 +27,16 @@ def test_the_install_page_names_every_target():
 
 
 @pytest.fixture(scope="session")
-def index_reachable() -> None:
-    try:
-        httpx.get("https://pypi.org/simple/pip/", timeout=10).raise_for_status()
-    except httpx.HTTPError as error:
-        pytest.skip(f"the package index is not reachable ({error}): install lines cannot be resolved offline")
+def checks() -> InstallChecks:
+    checks = started()
+    if (why := checks.unreachable.result()) is not None:
+        pytest.skip(f"the package index is not reachable ({why}): install lines cannot be resolved offline")
+    return checks
 
 
 @pytest.fixture(scope="session")
-def clean_python(tmp_path_factory, index_reachable) -> Path:
-    """A fresh virtual environment's interpreter (only pip in it)."""
-    folder = tmp_path_factory.mktemp("clean-venv")
-    venv.create(folder, with_pip=True)
-    return folder / "bin" / "python"
-
-
-def pip(python: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(python), "-m", "pip", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
-
-
-def resolve(python: Path, line: str, workdir: Path) -> list[str]:
-    """Dry-run one documented ``pip install`` line (``dist/`` mapped to ``workdir``); the packages pip would install."""
-    words = shlex.split(line.replace("dist/", f"{workdir}/"))
-    assert words[:2] == ["pip", "install"], line
-    env = {"FLASH_ATTENTION_SKIP_CUDA_BUILD": "TRUE"}  # flash-attn's metadata step wants CUDA_HOME otherwise
-    done = pip(python, "install", "--dry-run", "--quiet", "--report", "-", *words[2:], env=env)
-    assert done.returncode == 0, f"{line!r} does not resolve:\n{done.stderr[-3000:]}"
-    return [entry["metadata"]["name"] for entry in json.loads(done.stdout)["install"]]
-
-
-def run_block(name: str, python: Path, workdir: Path) -> list[list[str]]:
-    resolved = []
-    for line in BLOCKS[name]:
-        words = shlex.split(line)
-        if words[0] in {"git", "cd"} or words[:2] == ["pip", "uninstall"]:
-            continue  # we are in a clone; uninstall has no dry run (the Makefile check covers it)
-        if words[:2] == ["pip", "wheel"]:
-            done = pip(python, "wheel", *[str(workdir) if w == "dist" else w for w in words[2:]])
-            assert done.returncode == 0, done.stderr[-3000:]
-            continue
-        resolved.append(resolve(python, line, workdir))
-    return resolved
-
-
-@pytest.fixture(scope="session")
-def resolutions(clean_python, tmp_path_factory) -> Iterator[dict[str, Future]]:
-    """Every block resolving at once (pip mostly waits on the network).
-
-    The flash-attn line presupposes torch (it builds against it), so it runs in this
-    environment's interpreter, which has torch; the others in the clean environment.
-    """
-    with ThreadPoolExecutor(max_workers=len(BLOCKS)) as pool:
-        futures = {
-            name: pool.submit(
-                run_block, name, Path(sys.executable) if name == "flash-attn" else clean_python, tmp_path_factory.mktemp(name)
-            )
-            for name in BLOCKS
-        }
-        yield futures
+def resolutions(checks) -> dict[str, Future]:
+    return checks.resolutions
 
 
 def flat(resolved: list[list[str]]) -> set[str]:
@@ -152,13 +83,9 @@ def test_cpu_lines_resolve_and_are_what_make_setup_runs(resolutions):
 
 
 @pytest.fixture(scope="session")
-def core_install(clean_python, resolutions) -> Path:
-    """The clean environment with ``pip install .`` alone (after the dry runs that share it)."""
-    for future in resolutions.values():
-        future.exception()  # let the dry runs finish first: they share the interpreter
-    done = pip(clean_python, "install", "--quiet", ".")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return clean_python
+def core_install(checks) -> Path:
+    """A clean environment with ``pip install .`` alone."""
+    return checks.core.result()
 
 
 def cerm(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -59,17 +59,16 @@ def wait_for_records(pool_name: str, expected: int) -> int:
     return pending
 
 
-@pytest.mark.engine
-def test_reward_loop_manager_scores_grpo_groups_with_one_criteria_generation_per_prompt(local_ray, tmp_path, monkeypatch):
+def test_reward_loop_manager_scores_grpo_groups_with_one_criteria_generation_per_prompt(
+    local_ray, vllm_server, tmp_path, monkeypatch
+):
+    """The replica's engine is the session's `vllm serve` (a replica hosting vLLM in-process is
+    tests/serving/test_ray_pool.py's; a second engine start here would only add a minute)."""
     from verl.experimental.reward_loop import RewardLoopManager
     from verl.utils.tracking import Tracking
 
     pool_name = f"verl-{uuid.uuid4().hex[:6]}"
-    engine = [
-        "reward.cerm.engine.kv_cache_gib=0.5",
-        "reward.cerm.engine.max_model_len=2048",
-        "reward.cerm.engine.enforce_eager=true",
-    ]
+    engine = ["reward.cerm.engine.kind=http", f"reward.cerm.engine.base_url={vllm_server}", "reward.cerm.pool.num_cpus=0.1"]
     config = trainer_config(f"reward.cerm.pool.name={pool_name}", *engine, *JUDGE)
     data = grpo_batch(policy_tokenizer(), GROUPS)
     manager = RewardLoopManager(config)
