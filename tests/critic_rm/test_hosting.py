@@ -161,7 +161,7 @@ async def test_a_critic_rm_pool_serves_another_process_with_head_scores(local_ra
             assert result.criteria is None and result.criteria_lookup == "none"
             for judgement, response in zip(result.judgements, responses, strict=True):
                 critiques = [sample.text for sample in judgement.samples]
-                assert len(critiques) == 2 and judgement.failure is None
+                assert len(critiques) == 2 and judgement.failure is None, (judgement.failure, judgement.failure_detail)
                 assert judgement.score == pytest.approx(head_score(head, query, response, critiques), abs=1e-4)
         stats = await pool.stats()
         assert sum(s["responses"] for s in stats) == 5 and sum(s["criteria_generations"] for s in stats) == 0
