@@ -17,37 +17,10 @@
 #
 # Extra arguments are passed on to verl (e.g. trainer.total_epochs=2, or --cfg job to print the config).
 set -euo pipefail
-DATA=${DATA:-$HOME/data/cerm}
-POLICY=${POLICY:-Qwen/Qwen3-8B}
-JUDGE=${JUDGE:-PKU-ONELab/CE-RM-4B}
+source "$(dirname "${BASH_SOURCE[0]}")/grpo_qwen3_8b_args.sh"
 JUDGE_REPLICAS=${JUDGE_REPLICAS:-8}
-PYTHON=${PYTHON:-python3}
-
 exec "$PYTHON" -m cerm_reward.integrations.verl.main_ppo \
     reward_model=cerm \
-    algorithm.adv_estimator=grpo \
-    critic.enable=False \
-    data.train_files="$DATA/train.parquet" \
-    data.val_files="$DATA/test.parquet" \
-    data.train_batch_size=128 \
-    data.max_prompt_length=1024 \
-    data.max_response_length=4096 \
-    data.filter_overlong_prompts=True \
-    actor_rollout_ref.model.path="$POLICY" \
-    actor_rollout_ref.model.use_remove_padding=True \
-    actor_rollout_ref.model.enable_gradient_checkpointing=True \
-    actor_rollout_ref.actor.optim.lr=1e-6 \
-    actor_rollout_ref.actor.ppo_mini_batch_size=32 \
-    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2 \
-    actor_rollout_ref.actor.use_kl_loss=True \
-    actor_rollout_ref.actor.kl_loss_coef=0.001 \
-    actor_rollout_ref.actor.fsdp_config.param_offload=False \
-    actor_rollout_ref.rollout.name=vllm \
-    actor_rollout_ref.rollout.n=8 \
-    actor_rollout_ref.rollout.tensor_model_parallel_size=2 \
-    actor_rollout_ref.rollout.gpu_memory_utilization=0.6 \
-    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4 \
-    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4 \
     reward.num_workers=16 \
     reward.reward_model.enable=False \
     reward.cerm.config=null \
@@ -58,12 +31,5 @@ exec "$PYTHON" -m cerm_reward.integrations.verl.main_ppo \
     reward.cerm.pool.num_gpus=1 \
     '+reward.cerm.pool.resources.cerm_judge=1' \
     reward.cerm.judge.failure.on_failure=neutral \
-    trainer.logger='[console,wandb]' \
-    trainer.project_name=cerm-grpo \
-    trainer.experiment_name=qwen3-8b-grpo-ce-rm-4b \
-    trainer.nnodes=2 \
-    trainer.n_gpus_per_node=8 \
-    trainer.save_freq=50 \
-    trainer.test_freq=10 \
-    trainer.total_epochs=1 \
+    "${GRPO_QWEN3_8B_ARGS[@]}" \
     "$@"

@@ -191,6 +191,7 @@ def test_policy_grpo_recipe_hosts_the_judge_in_verls_reward_pool_and_every_key_i
     from cerm_reward.integrations.verl.settings import VerlJudgeSettings
 
     env = {"PYTHON": "python3", "DATA": "/data", "POLICY": str(embedded_checkpoint())}
+    # both GRPO recipes source their shared policy/data/trainer arguments from verl/grpo_qwen3_8b_args.sh
     [argv] = intercepted_argv(tmp_path, "verl/grpo_qwen3_8b_cerm.sh", env, "python3")["python3"]
     assert argv[:2] == ["-m", "verl.trainer.main_ppo"]  # verl's own entry point: verl reserves every pool
     overrides = argv[2:]
