@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,8 +30,6 @@ INSTALL_DOC = REPO / "docs" / "install.md"
 
 def documented_blocks() -> dict[str, list[str]]:
     """install-check name -> its command lines (comments and blank lines dropped)."""
-    import re
-
     block = re.compile(r"<!-- install-check: (?P<name>[\w-]+) -->\n```bash\n(?P<body>.*?)```", re.S)
     blocks = {}
     for match in block.finditer(INSTALL_DOC.read_text(encoding="utf-8")):
