@@ -4,7 +4,8 @@
    restarted with ``--on-engine-death restart``.
 3: kill -9 of `cerm serve` or `cerm score` leaves no vLLM EngineCore or worker behind.
 4: tokenizing a large request does not hold the event loop (``/health`` under 1 s).
-Each `cerm serve` here loads the embedded judge in-process (30 to 60 s on two cores).
+Each process here loads the embedded judge in-process (25 to 60 s on two cores); the three
+start together (the `engines` fixture).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import psutil
 import pytest
 
 from tests.abuse.watch import HealthWatch, descendants, wait_for, wait_until_gone
-from tests.serving.launcher import REPO, launch_cerm_serve
+from tests.serving.launcher import REPO, CermServer, start_cerm_serve
 
 pytestmark = [pytest.mark.abuse, pytest.mark.engine]
 
@@ -59,8 +62,54 @@ def engine_core(pid: int) -> psutil.Process:
     return wait_for(find, 120, "vLLM's engine core")
 
 
-def test_findings_2_and_4_a_large_request_keeps_health_fast_and_a_dead_engine_ends_the_server(tmp_path):
-    server = launch_cerm_serve(embedded_config(tmp_path), timeout_s=240)
+@dataclass(frozen=True)
+class Engines:
+    """The module's three processes that load the judge in-process."""
+
+    default: CermServer  # --on-engine-death exit (the default)
+    restart: CermServer  # --on-engine-death restart
+    score: subprocess.Popen  # a `cerm score` run, killed as soon as its engine core exists
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory) -> Iterator[Engines]:
+    """All three start together: most of an engine load is one core's work (imports, process
+    spawns, the weights read), so loads side by side on two cores cost little more wall time than
+    one; started one test after the other they cost this module about two minutes more."""
+    folder = tmp_path_factory.mktemp("engine-abuse")
+    config = embedded_config(folder)
+    rollouts = folder / "in.jsonl"
+    rollouts.write_text("".join(json.dumps({"query": f"What is {i} + {i}?", "responses": ["x"] * 4}) + "\n" for i in range(50)))
+    command = [sys.executable, "-m", "cerm_reward.cli", "score", str(rollouts), "-o", str(folder / "out.jsonl")]
+    score = subprocess.Popen([*command, "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = Engines(start_cerm_serve(config), start_cerm_serve(config, "--on-engine-death", "restart"), score)
+    try:
+        yield started
+    finally:
+        started.default.stop()
+        started.restart.stop()
+        if score.poll() is None:
+            score.kill()
+
+
+def test_finding_3_kill_9_of_cerm_score_leaves_no_engine(engines):
+    """First in the module: the score run is killed as soon as its engine core exists, while the
+    two servers are still loading their judges."""
+    process = engines.score
+    try:
+        engine_core(process.pid)
+        time.sleep(1)
+        owned = descendants(process.pid)
+        process.kill()
+        process.wait(10)
+        assert wait_until_gone(owned, 60) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_findings_2_and_4_a_large_request_keeps_health_fast_and_a_dead_engine_ends_the_server(engines):
+    server = engines.default.wait_healthy(240)
     try:
         owned = [psutil.Process(server.process.pid), *descendants(server.process.pid)]
         with HealthWatch(server.url) as watch:  # ~1 MB to tokenize in-process: seconds of tokenizer work
@@ -78,8 +127,8 @@ def test_findings_2_and_4_a_large_request_keeps_health_fast_and_a_dead_engine_en
         server.stop()
 
 
-def test_finding_2_restart_brings_the_engine_back_and_finding_3_kill_9_of_serve_leaves_no_engine(tmp_path):
-    server = launch_cerm_serve(embedded_config(tmp_path), "--on-engine-death", "restart", timeout_s=240)
+def test_finding_2_restart_brings_the_engine_back_and_finding_3_kill_9_of_serve_leaves_no_engine(engines):
+    server = engines.restart.wait_healthy(240)
     try:
         engine_core(server.process.pid).kill()
         # the new engine loads on the server's loop: /health is 503 or silent meanwhile, never "ok"
@@ -95,21 +144,3 @@ def test_finding_2_restart_brings_the_engine_back_and_finding_3_kill_9_of_serve_
         assert wait_until_gone(owned, 60) == []
     finally:
         server.stop()
-
-
-def test_finding_3_kill_9_of_cerm_score_leaves_no_engine(tmp_path):
-    rollouts = tmp_path / "in.jsonl"
-    rollouts.write_text("".join(json.dumps({"query": f"What is {i} + {i}?", "responses": ["x"] * 4}) + "\n" for i in range(50)))
-    command = [sys.executable, "-m", "cerm_reward.cli", "score", str(rollouts), "-o", str(tmp_path / "out.jsonl")]
-    process = subprocess.Popen([*command, "-c", str(embedded_config(tmp_path))], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        engine_core(process.pid)
-        time.sleep(1)
-        owned = descendants(process.pid)
-        process.kill()
-        process.wait(10)
-        assert wait_until_gone(owned, 60) == []
-    finally:
-        if process.poll() is None:
-            process.kill()

@@ -28,6 +28,21 @@ class CermServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_healthy(self, timeout_s: float) -> CermServer:
+        """This server once ``/health`` says 200; the test fails with the log's tail if it exits or times out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"cerm serve exited {self.process.returncode}: {self.log()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"cerm serve did not become healthy: {self.log()[-3000:]}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -38,10 +53,9 @@ class CermServer:
                 self.process.wait(30)
 
 
-def launch_cerm_serve(
-    config: Path | None, *flags: str, timeout_s: float = 120, env: dict[str, str] | None = None, token: str | None = None
-) -> CermServer:
-    """``cerm serve -c config flags...``; ``token`` (sent on the health probe too) goes through ``CERM_SERVE_TOKEN``."""
+def start_cerm_serve(config: Path | None, *flags: str, env: dict[str, str] | None = None, token: str | None = None) -> CermServer:
+    """``cerm serve -c config flags...`` started and not waited for (:meth:`CermServer.wait_healthy`),
+    so that several can load their judges side by side; ``token`` goes through ``CERM_SERVE_TOKEN``."""
     port = free_port()
     command = [sys.executable, "-m", "cerm_reward.cli", "serve", "--port", str(port), *flags]
     if config is not None:
@@ -52,16 +66,11 @@ def launch_cerm_serve(
     log = Path(tempfile.mkstemp(prefix="cerm-serve-", suffix=".log")[1])
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=environment)
-    server = CermServer(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"cerm serve exited {process.returncode}: {server.log()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    pytest.fail(f"cerm serve did not become healthy: {server.log()[-3000:]}")
+    return CermServer(process, f"http://127.0.0.1:{port}", log)
+
+
+def launch_cerm_serve(
+    config: Path | None, *flags: str, timeout_s: float = 120, env: dict[str, str] | None = None, token: str | None = None
+) -> CermServer:
+    """``cerm serve -c config flags...``, once healthy."""
+    return start_cerm_serve(config, *flags, env=env, token=token).wait_healthy(timeout_s)
