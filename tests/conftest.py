@@ -27,6 +27,11 @@ from cerm_reward.config import EngineConfig
 from tests.critic_rm.helpers import SMALL_LAYERS
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+# vLLM's CPU worker binds its threads to all allowed cores but one, which it leaves to the engine
+# core's scheduler; on two cores that is one thread of compute. Every engine the suite starts
+# (in-process, `vllm serve`, `cerm serve`, a replica) inherits this binding to every core instead:
+# the eval tests ran 1.5x faster with it (153 s -> 100 s for LLMBar, RM-Bench and the needle run).
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0))))
 SERVED_NAME = "smollm2-judge"
 TEST_CONTEXT = 4096
 ENGINE_CONFIG = EngineConfig(enforce_eager=True, kv_cache_gib=1.0, max_model_len=TEST_CONTEXT)
@@ -60,20 +65,43 @@ FIXTURE_MARKERS = {"embedded_engine": "engine", "vllm_server": "server", "local_
 """The session part a fixture starts -> the marker its tests carry (registered in setup.cfg)."""
 
 
+HEAVY_MARKERS = (*FIXTURE_MARKERS.values(), "network", "slow")
+"""What `make test-fast` deselects."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so the markers added here count
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for fixture in FIXTURE_MARKERS.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(FIXTURE_MARKERS[fixture])
+    run_light_modules_first(items)
+
+
+def run_light_modules_first(items: list[pytest.Item]) -> None:
+    """Modules with no heavy test run first, in their usual order, then the rest in theirs.
+
+    `vllm serve` and the install checks start when collection ends and take a minute or two of
+    the two cores; the light tests (a minute of one core) fit beside them, where the engine
+    tests, had they come first, would have fought them for the CPU. Whole modules move, so a
+    module's fixtures are still set up once.
+    """
+    heavy = {module_of(item) for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKERS)}
+    items.sort(key=lambda item: module_of(item) in heavy)  # stable: the usual order inside each part
+
+
+def module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return  # nothing will run: start nothing
     if any(item.get_closest_marker("server") for item in session.items):
         _start_server()
     if any(item.get_closest_marker("network") for item in session.items):
         from tests.install import background
 
-        background.started()  # pip waits on the index beside the engine tests, not after them
+        background.started()  # pip resolves beside the light tests and the engine tests, not after them
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
