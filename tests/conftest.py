@@ -61,6 +61,19 @@ def _start_server() -> None:
     )
 
 
+def wait_until_healthy(process: subprocess.Popen, url: str, *, timeout_s: float, period_s: float) -> bool:
+    """Whether ``url``'s ``/health`` said 200 before ``timeout_s``; False as soon as ``process`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=max(1.0, period_s * 2)).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(period_s)
+    return False
+
+
 FIXTURE_MARKERS = {"embedded_engine": "engine", "vllm_server": "server", "local_ray": "ray"}
 """The session part a fixture starts -> the marker its tests carry (registered in setup.cfg)."""
 
@@ -123,17 +136,11 @@ def vllm_server() -> str:
     if "process" not in _server:
         _start_server()
     process, url = _server["process"], str(_server["url"])
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert isinstance(process, subprocess.Popen)
-        if process.poll() is not None:
-            pytest.fail(f"vllm serve exited with {process.returncode}; see {_server['log'].name}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    assert isinstance(process, subprocess.Popen)
+    if wait_until_healthy(process, url, timeout_s=300, period_s=1):
+        return url
+    if process.poll() is not None:
+        pytest.fail(f"vllm serve exited with {process.returncode}; see {_server['log'].name}")  # type: ignore[union-attr]
     pytest.fail("vllm serve did not become healthy within 300 s")
 
 

@@ -10,13 +10,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,16 +28,10 @@ class CermServer:
 
     def wait_healthy(self, timeout_s: float) -> CermServer:
         """This server once ``/health`` says 200; the test fails with the log's tail if it exits or times out."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"cerm serve exited {self.process.returncode}: {self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+        if wait_until_healthy(self.process, self.url, timeout_s=timeout_s, period_s=0.3):
+            return self
+        if self.process.poll() is not None:
+            pytest.fail(f"cerm serve exited {self.process.returncode}: {self.log()[-3000:]}")
         self.stop()
         pytest.fail(f"cerm serve did not become healthy: {self.log()[-3000:]}")
 
