@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from tests.abuse.watch import HealthWatch, descendants, wait_for, wait_until_gone
+from tests.conftest import VLLM_CPU_DEFAULT_EXECUTOR
 from tests.serving.launcher import REPO, CermServer, start_cerm_serve
 
 pytestmark = [pytest.mark.abuse, pytest.mark.engine]
@@ -81,8 +82,12 @@ def engines(tmp_path_factory) -> Iterator[Engines]:
     rollouts = folder / "in.jsonl"
     rollouts.write_text("".join(json.dumps({"query": f"What is {i} + {i}?", "responses": ["x"] * 4}) + "\n" for i in range(50)))
     command = [sys.executable, "-m", "cerm_reward.cli", "score", str(rollouts), "-o", str(folder / "out.jsonl")]
-    score = subprocess.Popen([*command, "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started = Engines(start_cerm_serve(config), start_cerm_serve(config, "--on-engine-death", "restart"), score)
+    # vLLM's CPU default process tree (engine core, and the worker as its child), the one a kill -9 must not orphan
+    env = {**os.environ, **VLLM_CPU_DEFAULT_EXECUTOR}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    score = subprocess.Popen([*command, "-c", str(config)], cwd=REPO, env=env, **quiet)
+    restart = start_cerm_serve(config, "--on-engine-death", "restart", env=VLLM_CPU_DEFAULT_EXECUTOR)
+    started = Engines(start_cerm_serve(config, env=VLLM_CPU_DEFAULT_EXECUTOR), restart, score)
     try:
         yield started
     finally:

@@ -51,10 +51,10 @@ LIMIT = 6
 @pytest.mark.server
 def test_eval_llmbar_resumes_after_a_kill_and_a_rerun_hits_the_cache(tmp_path, vllm_server):
     run, cache = tmp_path / "run", tmp_path / "cache.sqlite"
-    args = ["eval", str(SHARED_DATA / "llmbar"), "--format", "llmbar", "--limit", str(LIMIT), "--concurrency", "1"]
+    args = ["eval", str(SHARED_DATA / "llmbar"), "--format", "llmbar", "--limit", str(LIMIT)]
     args += ["--cache", str(cache), "--no-plots", *over_http(vllm_server)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cerm_reward.cli", *args, "-o", str(run)],
+    process = subprocess.Popen(  # one item at a time, so that the kill comes between items
+        [sys.executable, "-m", "cerm_reward.cli", *args, "--concurrency", "1", "-o", str(run)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,10 +1,10 @@
 """The install checks' slow part, started when collection ends and run beside the rest of the suite.
 
 Resolving every documented install line and installing the core into a clean environment takes
-a minute or two of wall time, spent waiting on the package index and resolving pins. Started when
-collection finishes (``tests/conftest.py``), it overlaps the engine tests instead of adding to them, and
-``tests/install`` only collects the answers. Everything here runs in worker threads, so a
-failure is kept in its future and raised in the test that reads it.
+about 150 CPU-seconds, spent resolving pins and unpacking wheels. Started when collection finishes
+(``tests/conftest.py``) at the lowest priority, it fills the cores the engine tests leave idle
+instead of adding to the run, and ``tests/install`` only collects the answers. Everything here
+runs in worker threads, so a failure is kept in its future and raised in the test that reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import venv
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +40,19 @@ def documented_blocks() -> dict[str, list[str]]:
 BLOCKS = documented_blocks()
 
 
+BACKGROUND = ["nice", "-n", "19"]
+"""The checks' processes (and pip's own build processes, which inherit it) run at the lowest priority:
+they need about 150 CPU-seconds, and their answers are read minutes later, so they take the cores only
+when the tests leave them idle (a fifth of the run) instead of slowing the tests of the first minutes."""
+
+
 def pip(python: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(python), "-m", "pip", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [*BACKGROUND, str(python), "-m", "pip", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -84,7 +93,8 @@ def clean_environment(folder: Path) -> Path:
     """A fresh virtual environment's interpreter, with only pip in it, upgraded first as docs/install.md
     says: the pip that ``venv`` bundles (23.2 with Python 3.11.7) resolved ``.[gpu,verl]`` in 67 s
     of wall time and 64 CPU-seconds here, pip 26.3 in 20 s and 18."""
-    venv.create(folder, with_pip=True)
+    done = subprocess.run([*BACKGROUND, sys.executable, "-m", "venv", str(folder)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     python = folder / "bin" / "python"
     done = pip(python, "install", "--quiet", "--upgrade", "pip")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -64,13 +64,14 @@ def test_a_built_wheel_installs_with_the_gpu_extras(resolutions):
 
 
 def pip_commands(text: str) -> list[list[str]]:
-    """The arguments after ``pip`` of every pip command in ``text`` (``--quiet`` dropped, comments cut)."""
+    """The arguments after ``pip`` of every pip command in ``text``, comments cut, without the flags that
+    change how fast pip installs but not what (``--quiet``; ``--no-compile``, as make setup compiles after)."""
     commands = []
     for line in text.splitlines():
         words = shlex.split(line.split("#", 1)[0])
         for index, word in enumerate(words):
             if word == "pip" or word.endswith("/pip"):
-                commands.append([w for w in words[index + 1 :] if w != "--quiet"])
+                commands.append([w for w in words[index + 1 :] if w not in {"--quiet", "--no-compile"}])
                 break
     return commands
 
