@@ -82,12 +82,13 @@ def engines(tmp_path_factory) -> Iterator[Engines]:
     rollouts = folder / "in.jsonl"
     rollouts.write_text("".join(json.dumps({"query": f"What is {i} + {i}?", "responses": ["x"] * 4}) + "\n" for i in range(50)))
     command = [sys.executable, "-m", "cerm_reward.cli", "score", str(rollouts), "-o", str(folder / "out.jsonl")]
-    # vLLM's CPU default process tree (engine core, and the worker as its child), the one a kill -9 must not orphan
+    # The two that a kill -9 must not orphan run vLLM's CPU default process tree (engine core, and the
+    # worker as its child); the default server, whose engine core is killed, runs the suite's one process.
     env = {**os.environ, **VLLM_CPU_DEFAULT_EXECUTOR}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     score = subprocess.Popen([*command, "-c", str(config)], cwd=REPO, env=env, **quiet)
     restart = start_cerm_serve(config, "--on-engine-death", "restart", env=VLLM_CPU_DEFAULT_EXECUTOR)
-    started = Engines(start_cerm_serve(config, env=VLLM_CPU_DEFAULT_EXECUTOR), restart, score)
+    started = Engines(start_cerm_serve(config), restart, score)
     try:
         yield started
     finally:
