@@ -40,20 +40,23 @@ def documented_blocks() -> dict[str, list[str]]:
 BLOCKS = documented_blocks()
 
 
-BACKGROUND = ["nice", "-n", "19"]
-"""The checks' processes (and pip's own build processes, which inherit it) run at the lowest priority:
-they need about 150 CPU-seconds, and their answers are read minutes later, so they take the cores only
-when the tests leave them idle (a fifth of the run) instead of slowing the tests of the first minutes."""
+def in_background(python: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python *args`` at the lowest priority (``nice -n 19``; pip's own build processes inherit it).
 
-
-def pip(python: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    The checks need about 150 CPU-seconds and their answers are read minutes later, so they take the
+    cores only when the tests leave them idle (a fifth of the run) instead of slowing the tests of
+    the first minutes."""
     return subprocess.run(
-        [*BACKGROUND, str(python), "-m", "pip", *args],
+        ["nice", "-n", "19", str(python), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
     )
+
+
+def pip(python: Path, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return in_background(python, "-m", "pip", *args, cwd=cwd, env=env)
 
 
 def index_unreachable() -> str | None:
@@ -93,7 +96,7 @@ def clean_environment(folder: Path) -> Path:
     """A fresh virtual environment's interpreter, with only pip in it, upgraded first as docs/install.md
     says: the pip that ``venv`` bundles (23.2 with Python 3.11.7) resolved ``.[gpu,verl]`` in 67 s
     of wall time and 64 CPU-seconds here, pip 26.3 in 20 s and 18."""
-    done = subprocess.run([*BACKGROUND, sys.executable, "-m", "venv", str(folder)], capture_output=True, text=True)
+    done = in_background(Path(sys.executable), "-m", "venv", str(folder))
     assert done.returncode == 0, done.stderr[-3000:]
     python = folder / "bin" / "python"
     done = pip(python, "install", "--quiet", "--upgrade", "pip")
